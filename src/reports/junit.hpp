@@ -1,0 +1,88 @@
+// JUnit XML: reading testcases from any common producer and merging many files into one that
+// publish-unit-test-result-action and GitLab read right (../shared/FORMATS.md). Counts are always
+// recomputed from testcases; nothing is expanded from a DOCTYPE; a bad input is named with its position
+// and the good ones are still merged.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace testfleet::reports {
+
+enum class Outcome {
+  kPassed,
+  kFailed,
+  kError,
+  kSkipped,
+  kNotRun,  // ctest status="disabled"/"notrun": not run, and not passed either
+};
+
+std::string_view to_string(Outcome outcome);
+
+// One <testcase>, as publishers and summaries need it.
+struct TestCaseRecord {
+  std::string suite;  // name of the innermost <testsuite>
+  std::string classname;
+  std::string name;
+  std::string file;  // the `file` attribute, when the producer wrote one
+  double time = 0;   // seconds
+  Outcome outcome = Outcome::kPassed;
+  std::string message;  // message attribute of the failure/error/skipped element
+  std::string text;     // its text (traceback), as written
+  bool flaky = false;   // passed after failed attempts (Surefire flakyFailure/flakyError)
+};
+
+struct Totals {
+  std::size_t tests = 0;
+  std::size_t failures = 0;
+  std::size_t errors = 0;
+  std::size_t skipped = 0;  // skipped + not run
+  double time = 0;
+};
+
+// A problem with one input: "unit-3.xml:12:5: unexpected end of file". Never fatal for the merge.
+struct InputProblem {
+  std::filesystem::path file;
+  std::string message;  // already names file and line:column
+};
+
+// Reads the testcases of one file (any producer; nested suites walked). Throws UsageError naming the
+// file, line and column for malformed, empty, truncated or wrong-root XML.
+std::vector<TestCaseRecord> read_testcases(const std::filesystem::path& path);
+
+class JUnitMerger {
+ public:
+  JUnitMerger();
+  ~JUnitMerger();
+  JUnitMerger(const JUnitMerger&) = delete;
+  JUnitMerger& operator=(const JUnitMerger&) = delete;
+
+  // Adds every suite and testcase of a file, kept as written (failure text, system-out, properties,
+  // rerun/flaky elements). A malformed file is recorded as a problem and skipped. Returns false then.
+  bool add_file(const std::filesystem::path& path);
+
+  // Adds a testcase that no input reported (its group crashed, was killed or timed out): written as an
+  // <error> (or the outcome given) in the suite named `suite`.
+  void add_testcase(const std::string& suite, const TestCaseRecord& record);
+
+  // Writes one <testsuites> whose suites of the same name are merged, with every count recomputed from
+  // testcases at every level. `wall_time` (seconds), when given, is the root's and each top-level
+  // suite's time; otherwise times are summed. Throws InfrastructureError when it cannot write.
+  void write(const std::filesystem::path& out, std::optional<double> wall_time = std::nullopt) const;
+
+  const std::vector<InputProblem>& problems() const;
+  // Every testcase in the merged result, in output order.
+  std::vector<TestCaseRecord> testcases() const;
+  Totals totals() const;
+  // (classname, name) pairs that came from two or more different input files: the plan ran them twice.
+  std::vector<std::pair<std::string, std::string>> duplicates() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace testfleet::reports

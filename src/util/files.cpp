@@ -1,0 +1,95 @@
+#include "util/files.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "util/error.hpp"
+
+namespace testfleet::util {
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot read {}: {}", path.string(), std::strerror(errno)));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) throw UsageError(fmt::format("cannot read {}: read error", path.string()));
+  return buffer.str();
+}
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
+  std::filesystem::path temp = path;
+  temp += fmt::format(".tmp.{}", ::getpid());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw InfrastructureError(fmt::format("cannot write {}: {}", temp.string(), std::strerror(errno)));
+  }
+  std::size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      ::close(fd);
+      ::unlink(temp.c_str());
+      throw InfrastructureError(fmt::format("cannot write {}: {}", path.string(), std::strerror(saved)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    int saved = errno;
+    ::unlink(temp.c_str());
+    throw InfrastructureError(fmt::format("cannot write {}: {}", path.string(), std::strerror(saved)));
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    int saved = errno;
+    ::unlink(temp.c_str());
+    throw InfrastructureError(fmt::format("cannot write {}: {}", path.string(), std::strerror(saved)));
+  }
+}
+
+std::filesystem::path default_temp_parent() {
+  const char* tmpdir = std::getenv("TMPDIR");
+  if (tmpdir != nullptr && *tmpdir != '\0') return tmpdir;
+  return "/tmp";
+}
+
+TempDir::TempDir(std::string_view prefix, const std::filesystem::path& parent) {
+  std::filesystem::path base = parent.empty() ? default_temp_parent() : parent;
+  std::string pattern = (base / (std::string(prefix) + "XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    throw InfrastructureError(
+        fmt::format("cannot create a temporary directory in {}: {}", base.string(), std::strerror(errno)));
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() { remove(); }
+
+TempDir::TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+
+TempDir& TempDir::operator=(TempDir&& other) noexcept {
+  if (this != &other) {
+    remove();
+    path_ = std::move(other.path_);
+    other.path_.clear();
+  }
+  return *this;
+}
+
+bool TempDir::remove() noexcept {
+  if (path_.empty()) return true;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+  if (ec) return false;
+  path_.clear();
+  return true;
+}
+
+}  // namespace testfleet::util

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace testfleet::util {
+
+// Reads a whole file; throws UsageError naming the path when it cannot.
+std::string read_file(const std::filesystem::path& path);
+
+// Writes through a temporary file in the same folder and a rename, so that a reader (or a run killed
+// half-way) never sees half a file. Throws InfrastructureError naming the path and errno's text.
+void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+
+// A private directory (mode 0700) removed with everything in it when the object dies, unless released.
+class TempDir {
+ public:
+  // Created as `<parent>/<prefix>XXXXXX`; parent defaults to $TMPDIR or /tmp.
+  explicit TempDir(std::string_view prefix, const std::filesystem::path& parent = {});
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  TempDir(TempDir&& other) noexcept;
+  TempDir& operator=(TempDir&& other) noexcept;
+
+  const std::filesystem::path& path() const { return path_; }
+  // Removes the directory now; returns false (and leaves the path set) when it could not.
+  bool remove() noexcept;
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::filesystem::path default_temp_parent();
+
+}  // namespace testfleet::util
