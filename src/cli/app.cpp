@@ -3,14 +3,150 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <iostream>
+
+#include "cli/config.hpp"
+#include "cli/run_command.hpp"
 #include "util/error.hpp"
+#include "util/signals.hpp"
+
+#ifndef TESTFLEET_REVISION
+#define TESTFLEET_REVISION "unknown"
+#endif
 
 namespace testfleet::cli {
+namespace {
+
+constexpr const char* kExitCodes = R"(Exit codes:
+  0    every test passed
+  1    test failures or errors (a test that never reported counts as an error)
+  2    usage or configuration error
+  3    infrastructure error (an environment, server or engine failed)
+  129, 130, 143  interrupted by SIGHUP, SIGINT, SIGTERM (partial results are still merged)
+)";
+
+// Which option names were given on the command line, so configuration fills only the others.
+struct Given {
+  CLI::App* app;
+  bool operator()(const std::string& name) const { return app->count(name) > 0; }
+};
+
+void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::string>& config_file) {
+  sub.add_option("-n,--groups", o.groups, "Number of groups run in parallel (default: one per core)")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--algorithm", o.algorithm, "lpt (longest first into the least loaded group) or chunks")
+      ->check(CLI::IsMember({"lpt", "chunks"}));
+  sub.add_option("--durations", o.durations,
+                 "pytest-split .test_durations file(s) (default: ./.test_durations when it exists)");
+  sub.add_option("--durations-junit", o.durations_junit, "JUnit XML file(s) of an earlier run to take durations from");
+  sub.add_option("--runner", o.runner, "auto, pytest or generic");
+  sub.add_option("--list-command", o.list_command,
+                 "Generic runner: a command printing one test ID per line; the test command then takes "
+                 "{tests} or {tests_file}, {junit}, {group}, {groups}, {run_id}");
+  sub.add_option("--reports-dir", o.reports_dir, "Where groups' logs and reports go (default: testfleet-reports)");
+  sub.add_option("--with", o.services, "Give every group its own server of this kind: postgres, redis, or one "
+                                        "from the configuration (repeatable)");
+  sub.add_option("--compose", o.compose_file, "Run every group in its own docker compose project of this file");
+  sub.add_option("--service", o.compose_service, "The compose service the tests run in");
+  sub.add_flag("--no-build", o.no_build, "Use the compose file's images as they are; build nothing");
+  sub.add_option("--wait", o.waits, "Compose: wait for this HOST:PORT of a sidecar (repeatable)");
+  sub.add_option("--config", config_file, "Configuration file (default: testfleet.toml, else [tool.testfleet] "
+                                          "in pyproject.toml)");
+  sub.add_option("command", o.command, "The test command, after --")->expected(-1);
+}
+
+// Applies configuration to every option whose flag was not given.
+void merge_config(RunOptions& o, const std::optional<std::string>& config_file, const Given& given) {
+  std::optional<LoadedConfig> loaded = load_config(config_file ? std::optional<std::filesystem::path>(*config_file)
+                                                               : std::nullopt);
+  if (!loaded) return;
+  const RunOptions& c = loaded->options;
+  auto from_config = [&](const char* key, const char* flag) { return loaded->keys.count(key) > 0 && !given(flag); };
+  if (from_config("groups", "--groups")) o.groups = c.groups;
+  if (from_config("algorithm", "--algorithm")) o.algorithm = c.algorithm;
+  if (from_config("durations", "--durations")) o.durations = c.durations;
+  if (from_config("durations-junit", "--durations-junit")) o.durations_junit = c.durations_junit;
+  if (from_config("runner", "--runner")) o.runner = c.runner;
+  if (from_config("list-command", "--list-command")) o.list_command = c.list_command;
+  if (from_config("reports-dir", "--reports-dir")) o.reports_dir = c.reports_dir;
+  if (from_config("with", "--with")) o.services = c.services;
+  if (from_config("compose", "--compose")) o.compose_file = c.compose_file;
+  if (from_config("service", "--service")) o.compose_service = c.compose_service;
+  if (from_config("no-build", "--no-build")) o.no_build = c.no_build;
+  if (from_config("wait", "--wait")) o.waits = c.waits;
+  if (from_config("command", "command")) o.command = c.command;
+  if (loaded->keys.count("store-durations") && !given("--store-durations")) o.store_durations = c.store_durations;
+  if (loaded->keys.count("timeout") && !given("--timeout")) o.timeout = c.timeout;
+  if (loaded->keys.count("kill-grace") && !given("--kill-grace")) o.kill_grace = c.kill_grace;
+  if (loaded->keys.count("ci") && !given("--ci")) o.ci = c.ci;
+  if (loaded->keys.count("progress") && !given("--progress")) o.progress = c.progress;
+  o.config_file = loaded->file;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"testfleet: split a slow test suite into balanced groups, each in its own environment"};
-  app.set_version_flag("--version", std::string("testfleet ") + TESTFLEET_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  util::SignalWatcher::start();
+  CLI::App app{"testfleet: split a slow test suite into groups balanced by past durations, run every group in\n"
+               "its own isolated environment, supervise them, and merge their reports into one.\n"};
+  app.set_version_flag("--version", fmt::format("testfleet {} (revision {})", TESTFLEET_VERSION, TESTFLEET_REVISION));
+  app.require_subcommand(1);
+  app.footer(std::string("\n") + kExitCodes +
+             "\nExamples:\n  testfleet run -n 4 -- pytest --junit-xml=unit.xml tests/\n"
+             "  testfleet run -n 4 --with postgres --with redis -- pytest --junit-xml=unit.xml tests/\n"
+             "  testfleet plan -n 4 --format json -- pytest tests/\n");
+
+  RunOptions run_options;
+  std::optional<std::string> run_config;
+  std::optional<double> timeout;
+  CLI::App* run = app.add_subcommand("run", "Collect, plan, provision, run every group, merge the reports");
+  add_selection_options(*run, run_options, run_config);
+  run->add_option("--timeout", timeout, "Seconds a group may run before it is stopped; its unfinished tests are "
+                                        "reported as errors")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--kill-grace", run_options.kill_grace,
+                  "Seconds a stopped group gets to write its reports before it is killed (default 10)");
+  run->add_flag("--store-durations", run_options.store_durations,
+                "Write this run's durations into the .test_durations file (pytest-split format)");
+  run->add_option("--store-durations-path", run_options.store_durations_path,
+                  "Where --store-durations writes (default: the --durations file, else ./.test_durations)");
+  run->add_flag("--dry-run", run_options.dry_run, "Print the groups, their commands and environments; run nothing");
+  run->add_option("--ci", run_options.ci, "CI integration: auto, none, github, gitlab")
+      ->check(CLI::IsMember({"auto", "none", "github", "gitlab"}));
+  run->add_option("--progress", run_options.progress, "auto, smart (status area redrawn in place) or plain lines")
+      ->check(CLI::IsMember({"auto", "smart", "plain"}));
+  run->footer(std::string("\n") + kExitCodes);
+
+  RunOptions plan_options;
+  std::optional<std::string> plan_config;
+  CLI::App* plan = app.add_subcommand("plan", "Collect and print the groups with their estimated times; run nothing");
+  add_selection_options(*plan, plan_options, plan_config);
+  plan->add_option("--format", plan_options.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+  }
+
+  try {
+    if (run->parsed()) {
+      merge_config(run_options, run_config, Given{run});
+      if (timeout) run_options.timeout = timeout;
+      return run_tests(run_options);
+    }
+    if (plan->parsed()) {
+      merge_config(plan_options, plan_config, Given{plan});
+      return print_plan(plan_options);
+    }
+  } catch (const Error& e) {
+    std::cerr << "testfleet: error: " << e.what() << "\n";
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    std::cerr << "testfleet: error: " << e.what() << "\n";
+    return static_cast<int>(ExitCode::kInfrastructure);
+  }
   return 0;
 }
 

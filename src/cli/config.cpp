@@ -1,0 +1,167 @@
+#include "cli/config.hpp"
+
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+
+#include "util/error.hpp"
+#include "util/strings.hpp"
+
+namespace testfleet::cli {
+namespace {
+
+std::string where(const std::filesystem::path& file, const toml::node& node) {
+  const toml::source_region& source = node.source();
+  return fmt::format("{}:{}:{}", file.string(), source.begin.line, source.begin.column);
+}
+
+std::string_view type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "a list";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date or time";
+  }
+}
+
+[[noreturn]] void wrong_type(const std::filesystem::path& file, const std::string& key, const toml::node& node,
+                             std::string_view expected) {
+  throw UsageError(fmt::format("{}: '{}' must be {}, not {}", where(file, node), key, expected, type_name(node)));
+}
+
+std::string as_string(const std::filesystem::path& file, const std::string& key, const toml::node& node) {
+  if (const auto* value = node.as_string()) return value->get();
+  wrong_type(file, key, node, "a string");
+}
+
+bool as_bool(const std::filesystem::path& file, const std::string& key, const toml::node& node) {
+  if (const auto* value = node.as_boolean()) return value->get();
+  wrong_type(file, key, node, "true or false");
+}
+
+double as_number(const std::filesystem::path& file, const std::string& key, const toml::node& node) {
+  if (const auto* value = node.as_integer()) return static_cast<double>(value->get());
+  if (const auto* value = node.as_floating_point()) return value->get();
+  wrong_type(file, key, node, "a number");
+}
+
+// A list of strings; a single string is taken as a list of one.
+std::vector<std::string> as_strings(const std::filesystem::path& file, const std::string& key,
+                                    const toml::node& node) {
+  if (node.is_string()) return {as_string(file, key, node)};
+  const auto* array = node.as_array();
+  if (array == nullptr) wrong_type(file, key, node, "a list of strings");
+  std::vector<std::string> out;
+  for (const toml::node& item : *array) out.push_back(as_string(file, key, item));
+  return out;
+}
+
+void apply(const std::filesystem::path& file, const toml::table& table, LoadedConfig& config) {
+  RunOptions& o = config.options;
+  for (const auto& [raw_key, node] : table) {
+    std::string key(raw_key.str());
+    config.keys.insert(key);
+    if (key == "groups") {
+      double n = as_number(file, key, node);
+      if (n < 1 || n != static_cast<int>(n)) {
+        throw UsageError(fmt::format("{}: 'groups' must be a whole number of at least 1", where(file, node)));
+      }
+      o.groups = static_cast<int>(n);
+    } else if (key == "algorithm") {
+      o.algorithm = as_string(file, key, node);
+    } else if (key == "durations") {
+      for (const std::string& p : as_strings(file, key, node)) o.durations.emplace_back(p);
+    } else if (key == "durations-junit") {
+      for (const std::string& p : as_strings(file, key, node)) o.durations_junit.emplace_back(p);
+    } else if (key == "store-durations") {
+      o.store_durations = as_bool(file, key, node);
+    } else if (key == "reports-dir") {
+      o.reports_dir = as_string(file, key, node);
+    } else if (key == "timeout") {
+      o.timeout = as_number(file, key, node);
+    } else if (key == "kill-grace") {
+      o.kill_grace = as_number(file, key, node);
+    } else if (key == "runner") {
+      o.runner = as_string(file, key, node);
+    } else if (key == "list-command") {
+      o.list_command = as_string(file, key, node);
+    } else if (key == "with") {
+      o.services = as_strings(file, key, node);
+    } else if (key == "compose") {
+      o.compose_file = as_string(file, key, node);
+    } else if (key == "service") {
+      o.compose_service = as_string(file, key, node);
+    } else if (key == "no-build") {
+      o.no_build = as_bool(file, key, node);
+    } else if (key == "wait") {
+      o.waits = as_strings(file, key, node);
+    } else if (key == "ci") {
+      o.ci = as_string(file, key, node);
+    } else if (key == "progress") {
+      o.progress = as_string(file, key, node);
+    } else if (key == "command") {
+      // A list is argv as it is; a string is split with shell quoting rules (no expansion).
+      o.command = node.is_string() ? util::split_command_line(as_string(file, key, node))
+                                   : as_strings(file, key, node);
+    } else {
+      throw UsageError(fmt::format(
+          "{}: unknown key '{}' (known: groups, algorithm, durations, durations-junit, store-durations, "
+          "reports-dir, timeout, kill-grace, runner, list-command, with, compose, service, no-build, wait, ci, "
+          "progress, command)",
+          where(file, node), key));
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<LoadedConfig> load_config(const std::optional<std::filesystem::path>& explicit_file) {
+  std::filesystem::path file;
+  bool pyproject = false;
+  if (explicit_file) {
+    file = *explicit_file;
+    if (!std::filesystem::exists(file)) throw UsageError(fmt::format("{}: no such configuration file", file.string()));
+    pyproject = file.filename() == "pyproject.toml";
+  } else if (std::filesystem::exists("testfleet.toml")) {
+    file = "testfleet.toml";
+  } else if (std::filesystem::exists("pyproject.toml")) {
+    file = "pyproject.toml";
+    pyproject = true;
+  } else {
+    return std::nullopt;
+  }
+  toml::table document;
+  try {
+    document = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    throw UsageError(fmt::format("{}:{}:{}: {}", file.string(), e.source().begin.line, e.source().begin.column,
+                                 e.description()));
+  }
+  const toml::table* table = &document;
+  if (pyproject) {
+    table = document["tool"]["testfleet"].as_table();
+    if (table == nullptr) {
+      if (explicit_file) throw UsageError(fmt::format("{}: no [tool.testfleet] table", file.string()));
+      return std::nullopt;
+    }
+  } else if (const toml::table* nested = document["testfleet"].as_table()) {
+    table = nested;
+  }
+  LoadedConfig config;
+  config.file = file;
+  config.options.config_file = file;
+  apply(file, *table, config);
+  return config;
+}
+
+}  // namespace testfleet::cli

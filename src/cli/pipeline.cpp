@@ -1,0 +1,194 @@
+#include "cli/pipeline.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "reports/durations.hpp"
+#include "runners/generic_runner.hpp"
+#include "runners/pytest_runner.hpp"
+#include "util/error.hpp"
+#include "util/strings.hpp"
+
+namespace testfleet::cli {
+namespace {
+
+std::string new_run_id() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  std::random_device random;
+  return fmt::format("{:04}{:02}{:02}{:02}{:02}{:02}-{:06x}", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
+                     utc.tm_hour, utc.tm_min, utc.tm_sec, random() & 0xffffffu);
+}
+
+}  // namespace
+
+RunContext make_context(const RunOptions& options) {
+  RunContext context;
+  context.run_id = new_run_id();
+  context.cwd = std::filesystem::current_path();
+  context.reports_dir = std::filesystem::absolute(options.reports_dir).lexically_normal();
+  context.support_dir = context.reports_dir / ".testfleet";
+  return context;
+}
+
+std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const RunContext& context) {
+  if (options.command.empty()) {
+    throw UsageError("no test command: give it after --, e.g. testfleet run -n 4 -- pytest tests/");
+  }
+  std::string kind = options.runner;
+  if (kind == "auto") kind = !options.list_command.empty() ? "generic" : runners::is_pytest_command(options.command) ? "pytest" : "";
+  if (kind == "pytest") return std::make_unique<runners::PytestRunner>(options.command, context.cwd);
+  if (kind == "generic") {
+    if (options.list_command.empty()) {
+      throw UsageError("the generic runner needs --list-command, a command that prints one test ID per line");
+    }
+    return std::make_unique<runners::GenericRunner>(util::split_command_line(options.list_command), options.command,
+                                                    std::nullopt);
+  }
+  if (kind.empty()) {
+    throw UsageError(fmt::format("'{}' is not pytest: for any other runner give --list-command (a command that "
+                                 "lists one test ID per line) and placeholders in the test command "
+                                 "({{tests}} or {{tests_file}}, and {{junit}})",
+                                 util::shell_join(options.command)));
+  }
+  throw UsageError(fmt::format("unknown runner '{}' (expected auto, pytest or generic)", kind));
+}
+
+std::vector<std::string> discover(const runners::Runner& runner, environments::Backend& backend,
+                                  const RunContext& context, ui::StatusPrinter& printer) {
+  environments::GroupSlot slot;
+  slot.index = 0;
+  slot.run_id = context.run_id;
+  slot.run_reports_dir = context.reports_dir;
+  slot.group_reports_dir = context.reports_dir / "collect";
+  std::filesystem::create_directories(slot.group_reports_dir);
+  std::unique_ptr<environments::Environment> environment = backend.discovery_environment(slot);
+
+  runners::CommandPaths paths{slot.group_reports_dir, environment->path_inside(slot.group_reports_dir),
+                              environment->path_inside(context.support_dir)};
+  runners::Command command = runner.collect_command(paths);
+  util::SpawnSpec spec;
+  spec.cwd = context.cwd;
+  util::EnvVars env = util::current_environment();
+  if (environment->variables_in_host_environment()) {
+    for (const auto& [key, value] : command.variables) env[key] = value;
+    spec.argv = command.argv;
+  } else {
+    spec.argv = environment->wrap_command(command.argv, command.variables);
+  }
+  spec.env = env;
+  printer.line(fmt::format("collecting tests: {}", util::shell_join(command.argv)));
+  auto start = std::chrono::steady_clock::now();
+  util::CommandResult result;
+  try {
+    result = util::run_command(spec);
+  } catch (const InfrastructureError& e) {
+    // The user's command does not exist: that is theirs to fix.
+    throw UsageError(e.what());
+  }
+  std::vector<std::string> ids = runner.read_collection(result, paths);
+  printer.line(fmt::format("collected {} tests in {:.1f}s", ids.size(),
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+  std::vector<std::string> leftovers = environment->teardown();
+  for (const std::string& what : leftovers) printer.line("warning: could not remove " + what);
+  return ids;
+}
+
+std::vector<planning::Test> with_durations(const std::vector<std::string>& ids, const RunOptions& options,
+                                           const runners::Runner& runner) {
+  reports::DurationStore store;
+  std::vector<std::filesystem::path> files = options.durations;
+  if (files.empty() && std::filesystem::exists(".test_durations")) files.emplace_back(".test_durations");
+  for (const std::filesystem::path& file : files) store.load_test_durations(file);
+  for (const std::filesystem::path& file : options.durations_junit) store.load_junit(file);
+
+  std::vector<planning::Test> tests;
+  tests.reserve(ids.size());
+  double known_sum = 0;
+  std::size_t known = 0;
+  for (const std::string& id : ids) {
+    reports::JUnitKey key = runner.junit_key(id);
+    std::optional<double> seconds = store.lookup(id, &key);
+    tests.push_back({id, seconds.value_or(0), !seconds.has_value()});
+    if (seconds) {
+      known_sum += *seconds;
+      ++known;
+    }
+  }
+  // As pytest-split: an unknown test is as long as the average known one; with none known, 1 s each.
+  double estimate = known > 0 ? known_sum / static_cast<double>(known) : 1.0;
+  for (planning::Test& t : tests) {
+    if (t.estimated) t.seconds = estimate;
+  }
+  return tests;
+}
+
+std::string format_plan(const planning::Plan& plan, const std::string& format) {
+  if (format == "json") {
+    nlohmann::json document;
+    document["algorithm"] = std::string(planning::to_string(plan.algorithm));
+    document["requested_groups"] = plan.requested_groups;
+    document["tests"] = plan.tests.size();
+    document["estimated_tests"] = plan.estimated_count();
+    document["total_seconds"] = plan.total_seconds();
+    document["makespan_seconds"] = plan.makespan_seconds();
+    document["lower_bound_seconds"] = plan.lower_bound_seconds();
+    document["groups"] = nlohmann::json::array();
+    for (const planning::Group& g : plan.groups) {
+      nlohmann::json group;
+      group["group"] = g.index;
+      group["seconds"] = g.seconds;
+      group["tests"] = nlohmann::json::array();
+      for (std::size_t t : g.tests) {
+        const planning::Test& test = plan.tests[t];
+        group["tests"].push_back({{"id", test.id}, {"seconds", test.seconds}, {"estimated", test.estimated}});
+      }
+      document["groups"].push_back(group);
+    }
+    return document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+  if (format != "text") throw UsageError(fmt::format("unknown format '{}' (expected text or json)", format));
+  std::string out = fmt::format("{} tests in {} groups ({}), {} estimated in all; makespan ~{} (lower bound {})\n",
+                                plan.tests.size(), plan.groups.size(), planning::to_string(plan.algorithm),
+                                util::format_duration(plan.total_seconds()),
+                                util::format_duration(plan.makespan_seconds()),
+                                util::format_duration(plan.lower_bound_seconds()));
+  if (static_cast<std::size_t>(plan.requested_groups) > plan.groups.size()) {
+    out += fmt::format("only {} tests for {} groups: running {} groups, none empty\n", plan.tests.size(),
+                       plan.requested_groups, plan.groups.size());
+  }
+  std::size_t estimated = plan.estimated_count();
+  if (estimated > 0) {
+    out += fmt::format("{} of {} tests have no recorded duration: their times are estimates (marked *)\n", estimated,
+                       plan.tests.size());
+  }
+  for (const planning::Group& g : plan.groups) {
+    out += fmt::format("group {}: {} tests, ~{}\n", g.index, g.tests.size(), util::format_duration(g.seconds));
+    for (std::size_t t : g.tests) {
+      const planning::Test& test = plan.tests[t];
+      out += fmt::format("  {:>8} {}{}\n", util::format_duration(test.seconds), test.id, test.estimated ? " *" : "");
+    }
+  }
+  return out;
+}
+
+}  // namespace testfleet::cli
+
+namespace testfleet::cli {
+
+std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, const RunContext& context) {
+  (void)context;
+  if (!options.compose_file.empty() || !options.services.empty()) {
+    throw UsageError("--compose and --with are not wired into this build yet");
+  }
+  return std::make_unique<environments::HostBackend>();
+}
+
+}  // namespace testfleet::cli

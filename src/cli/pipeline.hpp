@@ -1,0 +1,41 @@
+// The phases of `run` and `plan`, each a function, so that both subcommands read as the pipeline:
+// discover -> plan -> provision -> execute -> merge -> publish.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/run_options.hpp"
+#include "environments/environment.hpp"
+#include "planning/plan.hpp"
+#include "runners/runner.hpp"
+#include "ui/status_printer.hpp"
+
+namespace testfleet::cli {
+
+// What every phase shares: where the run writes and what it is called.
+struct RunContext {
+  std::string run_id;
+  std::filesystem::path cwd;
+  std::filesystem::path reports_dir;  // absolute
+  std::filesystem::path support_dir;  // reports_dir / ".testfleet"
+};
+
+RunContext make_context(const RunOptions& options);
+std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const RunContext& context);
+std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, const RunContext& context);
+
+// Lists the tests in the backend's discovery environment.
+std::vector<std::string> discover(const runners::Runner& runner, environments::Backend& backend,
+                                  const RunContext& context, ui::StatusPrinter& printer);
+
+// Durations for every test, known or estimated (the mean of the known ones, else 1 s).
+std::vector<planning::Test> with_durations(const std::vector<std::string>& ids, const RunOptions& options,
+                                           const runners::Runner& runner);
+
+// The plan as `plan` prints it: text or JSON.
+std::string format_plan(const planning::Plan& plan, const std::string& format);
+
+}  // namespace testfleet::cli

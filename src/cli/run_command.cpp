@@ -1,0 +1,428 @@
+#include "cli/run_command.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/coverage_reports.hpp"
+#include "cli/pipeline.hpp"
+#include "execution/provisioner.hpp"
+#include "execution/supervisor.hpp"
+#include "reports/durations.hpp"
+#include "reports/junit.hpp"
+#include "runners/pytest_runner.hpp"
+#include "util/error.hpp"
+#include "util/files.hpp"
+#include "util/signals.hpp"
+#include "util/strings.hpp"
+
+namespace testfleet::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+ui::StatusPrinter::Mode progress_mode(const RunOptions& options) {
+  if (options.progress == "smart") return ui::StatusPrinter::Mode::kSmart;
+  if (options.progress == "plain") return ui::StatusPrinter::Mode::kPlain;
+  if (options.progress != "auto") {
+    throw UsageError(fmt::format("unknown progress mode '{}' (expected auto, smart or plain)", options.progress));
+  }
+  const char* ci = std::getenv("CI");
+  if (ci != nullptr && *ci != '\0' && std::string_view(ci) != "false") return ui::StatusPrinter::Mode::kPlain;
+  return ui::StatusPrinter::Mode::kAuto;
+}
+
+int group_count(const RunOptions& options) {
+  if (options.groups > 0) return options.groups;
+  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return cores > 0 ? static_cast<int>(cores) : 1;
+}
+
+// The reports directory holds this run only: earlier groups' files would be read as this run's.
+void prepare_reports_dir(const RunContext& context) {
+  std::filesystem::create_directories(context.reports_dir);
+  for (const auto& entry : std::filesystem::directory_iterator(context.reports_dir)) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with("group-") || name == "collect" || name == ".testfleet") {
+      std::filesystem::remove_all(entry.path());
+    }
+  }
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
+ExitCode exit_code_for_signal(int sig) {
+  if (sig == SIGTERM) return ExitCode::kTerminated;
+  if (sig == SIGHUP) return ExitCode::kHangup;
+  return ExitCode::kInterrupted;
+}
+
+// Everything the run must undo whatever happens: environments torn down, shared resources removed.
+class Cleanup {
+ public:
+  Cleanup(environments::Backend& backend, ui::StatusPrinter& printer) : backend_(backend), printer_(printer) {}
+  ~Cleanup() { release(); }
+  Cleanup(const Cleanup&) = delete;
+  Cleanup& operator=(const Cleanup&) = delete;
+
+  std::vector<std::unique_ptr<environments::Environment>> environments;
+
+  void teardown_environments() {
+    for (const std::string& what : execution::teardown_all(environments)) {
+      printer_.line("warning: could not remove " + what);
+    }
+    environments.clear();
+  }
+  void release() {
+    if (released_) return;
+    released_ = true;
+    teardown_environments();
+    for (const std::string& what : backend_.finish()) printer_.line("warning: could not remove " + what);
+  }
+
+ private:
+  environments::Backend& backend_;
+  ui::StatusPrinter& printer_;
+  bool released_ = false;
+};
+
+// Why a planned test has no result of its own, as the merged report says it.
+std::string missing_cause(const runners::GroupRequest& group, const runners::GroupReport& report,
+                          const std::string& id, const std::optional<std::string>& provision_error,
+                          const execution::GroupOutcome* outcome, int stop_signal) {
+  std::string who = fmt::format("group {}", group.index);
+  if (provision_error) return fmt::format("not run: {}'s environment failed: {}", who, *provision_error);
+  if (outcome == nullptr) {
+    return stop_signal != 0 ? fmt::format("not run: the run was interrupted ({}) before {} started", signal_name(stop_signal), who)
+                            : fmt::format("not run: {} never started", who);
+  }
+  if (outcome->start_error) return fmt::format("not run: {} could not start: {}", who, *outcome->start_error);
+  for (const std::string& missing : report.not_collected) {
+    if (missing == id) return fmt::format("not run: {}'s runner did not collect this test", who);
+  }
+  bool was_running = report.running && *report.running == id;
+  double seconds = outcome->ended - outcome->started;
+  if (outcome->timed_out) {
+    return was_running ? fmt::format("timed out: {} was stopped after {} while running this test", who,
+                                     util::format_duration(seconds))
+                       : fmt::format("not run: {} timed out after {} before reaching this test", who,
+                                     util::format_duration(seconds));
+  }
+  if (outcome->stopped) {
+    return fmt::format("not run: the run was interrupted ({}) {}", signal_name(stop_signal),
+                       was_running ? "while this test was running" : "before this test ran");
+  }
+  if (outcome->status.signal != 0) {
+    return was_running ? fmt::format("{} crashed ({}) while running this test", who, outcome->status.describe())
+                       : fmt::format("not run: {} ended ({}) before reaching this test", who, outcome->status.describe());
+  }
+  return fmt::format("not reported: {} ended ({}) without reporting this test", who, outcome->status.describe());
+}
+
+struct MergeSummary {
+  reports::Totals totals;
+  std::size_t synthesized = 0;
+  std::vector<reports::InputProblem> problems;
+  std::vector<std::pair<std::string, std::string>> duplicates;
+  std::filesystem::path output;
+  std::map<std::string, double> durations;  // this run's, by test ID
+};
+
+MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& plan,
+                          const std::vector<runners::GroupRequest>& groups,
+                          const std::vector<std::optional<std::string>>& provision_errors,
+                          const std::vector<std::optional<execution::GroupOutcome>>& outcomes, int stop_signal,
+                          const RunContext& context, double wall_seconds) {
+  reports::JUnitMerger merger;
+  MergeSummary summary;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const runners::GroupRequest& group = groups[g];
+    std::filesystem::path junit = runner.group_junit(group);
+    bool junit_ok = std::filesystem::exists(junit) && merger.add_file(junit);
+    runners::GroupReport report = runner.read_group(group, junit_ok);
+    const execution::GroupOutcome* outcome = outcomes[g] ? &*outcomes[g] : nullptr;
+    for (const std::string& id : group.test_ids) {
+      auto finished = report.finished.find(id);
+      if (finished != report.finished.end()) {
+        summary.durations[id] = finished->second.time;
+        // Reported in the group's JUnit, or only in its progress stream when the JUnit never came.
+        if (!junit_ok) merger.add_testcase(runner.junit_suite_name(), finished->second);
+        continue;
+      }
+      reports::JUnitKey key = runner.junit_key(id);
+      reports::TestCaseRecord record;
+      record.suite = runner.junit_suite_name();
+      record.classname = key.classname;
+      record.name = key.name;
+      record.outcome = reports::Outcome::kError;
+      record.message = missing_cause(group, report, id, provision_errors[g], outcome, stop_signal);
+      record.text = fmt::format("{}\ntest: {}\ngroup log: {}", record.message, id,
+                                (group.paths.host_dir / "output.log").string());
+      merger.add_testcase(runner.junit_suite_name(), record);
+      ++summary.synthesized;
+    }
+  }
+  (void)plan;
+  summary.output = runner.requested_junit().value_or(context.reports_dir / "junit.xml");
+  if (summary.output.has_parent_path()) std::filesystem::create_directories(summary.output.parent_path());
+  merger.write(summary.output, wall_seconds);
+  summary.totals = merger.totals();
+  summary.problems = merger.problems();
+  summary.duplicates = merger.duplicates();
+  return summary;
+}
+
+void write_run_record(const RunContext& context, const planning::Plan& plan,
+                      const std::vector<runners::GroupRequest>& groups,
+                      const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
+                      const std::vector<execution::ProvisionResult>& provisioning, const MergeSummary& summary,
+                      double wall_seconds, int exit_code) {
+  nlohmann::json record;
+  record["run_id"] = context.run_id;
+  record["exit_code"] = exit_code;
+  record["wall_seconds"] = wall_seconds;
+  record["lower_bound_seconds"] = plan.lower_bound_seconds();
+  record["merged_junit"] = summary.output.string();
+  record["totals"] = {{"tests", summary.totals.tests},
+                      {"failures", summary.totals.failures},
+                      {"errors", summary.totals.errors},
+                      {"skipped", summary.totals.skipped},
+                      {"not_reported", summary.synthesized}};
+  record["groups"] = nlohmann::json::array();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    nlohmann::json group;
+    group["group"] = groups[g].index;
+    group["tests"] = groups[g].test_ids.size();
+    group["estimate_seconds"] = plan.groups[g].seconds;
+    if (g < provisioning.size()) group["provision_seconds"] = provisioning[g].seconds;
+    if (outcomes[g]) {
+      group["started"] = outcomes[g]->started;
+      group["ended"] = outcomes[g]->ended;
+      group["status"] = outcomes[g]->start_error ? "could not start" : outcomes[g]->status.describe();
+      group["timed_out"] = outcomes[g]->timed_out;
+    }
+    record["groups"].push_back(group);
+  }
+  util::write_file_atomic(context.reports_dir / "run.json",
+                          record.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+void print_dry_run(const runners::Runner& runner, const planning::Plan& plan,
+                   const std::vector<runners::GroupRequest>& groups, environments::Backend& backend,
+                   const RunContext& context) {
+  std::cout << format_plan(plan, "text");
+  for (const runners::GroupRequest& group : groups) {
+    runners::Command command = runner.group_command(group);
+    std::cout << fmt::format("\ngroup {} ({} tests) in {} environment:\n", group.index, group.test_ids.size(),
+                             backend.name());
+    std::cout << "  cd " << util::shell_quote(context.cwd.string()) << "\n";
+    std::cout << fmt::format("  env TESTFLEET_GROUP={} TESTFLEET_GROUPS={} TESTFLEET_RUN_ID={}", group.index,
+                             group.count, context.run_id);
+    for (const auto& [key, value] : command.variables) std::cout << " " << key << "=" << util::shell_quote(value);
+    std::cout << "\n  " << util::shell_join(command.argv) << "\n";
+    std::cout << fmt::format("  output: {}\n", (group.paths.host_dir / "output.log").string());
+  }
+  std::cout << "\n--dry-run: nothing was run.\n";
+}
+
+}  // namespace
+
+int run_tests(const RunOptions& options) {
+  const util::SignalWatcher& signals = util::SignalWatcher::instance();
+  ui::StatusPrinter printer(progress_mode(options));
+  Clock::time_point start = Clock::now();
+  RunContext context = make_context(options);
+  planning::Algorithm algorithm = planning::parse_algorithm(options.algorithm);
+  std::unique_ptr<runners::Runner> runner = make_runner(options, context);
+  std::unique_ptr<environments::Backend> backend = make_backend(options, context);
+  prepare_reports_dir(context);
+  runner->install_support(context.support_dir);
+  Cleanup cleanup(*backend, printer);
+
+  // Discover: the tests exactly as the user's own command collects them.
+  std::vector<std::string> ids = discover(*runner, *backend, context, printer);
+
+  // Plan: groups balanced by past durations, the same on every machine.
+  planning::Plan plan = planning::make_plan(with_durations(ids, options, *runner), group_count(options), algorithm);
+  std::vector<runners::GroupRequest> groups;
+  for (const planning::Group& g : plan.groups) {
+    runners::GroupRequest request;
+    request.index = g.index;
+    request.count = static_cast<int>(plan.groups.size());
+    request.run_id = context.run_id;
+    for (std::size_t t : g.tests) request.test_ids.push_back(plan.tests[t].id);
+    request.paths.host_dir = context.reports_dir / fmt::format("group-{}", g.index);
+    groups.push_back(std::move(request));
+  }
+  if (options.dry_run) {
+    for (runners::GroupRequest& group : groups) {
+      group.paths.inside_dir = group.paths.host_dir;
+      group.paths.support_inside_dir = context.support_dir;
+    }
+    print_dry_run(*runner, plan, groups, *backend, context);
+    return 0;
+  }
+  if (plan.groups.empty()) printer.line("no tests were collected: nothing to run");
+  printer.line(fmt::format("testfleet run {}: {} tests in {} groups, ~{} each at most (lower bound {})",
+                           context.run_id, plan.tests.size(), plan.groups.size(),
+                           util::format_duration(plan.makespan_seconds()),
+                           util::format_duration(plan.lower_bound_seconds())));
+  if (static_cast<std::size_t>(plan.requested_groups) > plan.groups.size() && !plan.groups.empty()) {
+    printer.line(fmt::format("only {} tests for {} groups: running {} groups", plan.tests.size(),
+                             plan.requested_groups, plan.groups.size()));
+  }
+
+  // Provision: every group its own environment, all at once.
+  std::vector<std::optional<std::string>> provision_errors(groups.size());
+  std::vector<execution::ProvisionResult> provisioning;
+  if (!groups.empty() && !signals.stop_requested()) {
+    backend->prepare(signals.stop_requested());
+    for (runners::GroupRequest& group : groups) {
+      std::filesystem::create_directories(group.paths.host_dir);
+      environments::GroupSlot slot{group.index, group.count, context.run_id, context.reports_dir, group.paths.host_dir};
+      cleanup.environments.push_back(backend->create(slot));
+      group.paths.inside_dir = cleanup.environments.back()->path_inside(group.paths.host_dir);
+      group.paths.support_inside_dir = cleanup.environments.back()->path_inside(context.support_dir);
+      runner->write_group_files(group);
+    }
+    provisioning = execution::provision_all(cleanup.environments, signals.stop_requested(), printer);
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      if (provisioning[g].error) {
+        provision_errors[g] = signals.stop_requested() ? std::string("interrupted while provisioning")
+                                                       : *provisioning[g].error;
+        printer.block(fmt::format("{} group {}: its environment could not be provisioned:\n{}",
+                                  printer.red("FAILED:"), groups[g].index, *provisioning[g].error));
+      }
+    }
+  }
+
+  // Execute: each group's command in its environment, supervised.
+  std::vector<execution::GroupJob> jobs;
+  std::vector<std::size_t> job_group;
+  util::EnvVars host = util::current_environment();
+  for (std::size_t g = 0; g < groups.size() && !signals.stop_requested(); ++g) {
+    if (provision_errors[g]) continue;
+    const runners::GroupRequest& group = groups[g];
+    environments::Environment& environment = *cleanup.environments[g];
+    runners::Command command = runner->group_command(group);
+    util::EnvVars variables = {{"TESTFLEET_GROUP", std::to_string(group.index)},
+                               {"TESTFLEET_GROUPS", std::to_string(group.count)},
+                               {"TESTFLEET_RUN_ID", context.run_id}};
+    for (const auto& [key, value] : environment.variables()) variables[key] = value;
+    for (const auto& [key, value] : command.variables) variables[key] = value;
+    execution::GroupJob job;
+    job.index = group.index;
+    job.cwd = context.cwd;
+    job.log_file = group.paths.host_dir / "output.log";
+    job.planned_tests = group.test_ids.size();
+    job.estimate_seconds = plan.groups[g].seconds;
+    job.env = host;
+    if (environment.variables_in_host_environment()) {
+      job.argv = command.argv;
+      for (const auto& [key, value] : variables) {
+        // Search paths are extended, not replaced: the user's own PYTHONPATH and plugins still count.
+        auto existing = host.find(key);
+        bool extend = existing != host.end() && !existing->second.empty() && command.variables.count(key) > 0 &&
+                      (key == "PYTHONPATH" || key == "PYTEST_PLUGINS");
+        job.env[key] = extend ? value + (key == "PYTHONPATH" ? ":" : ",") + existing->second : value;
+      }
+    } else {
+      job.argv = environment.wrap_command(command.argv, variables);
+    }
+    if (runner->streams_progress()) {
+      const runners::Runner* r = runner.get();
+      job.finished_tests = [r, &group]() -> std::optional<std::size_t> {
+        return r->read_group(group, false).finished_count;
+      };
+    }
+    jobs.push_back(std::move(job));
+    job_group.push_back(g);
+  }
+  execution::SupervisorOptions supervisor_options;
+  if (options.timeout) supervisor_options.timeout = std::chrono::milliseconds(static_cast<long long>(*options.timeout * 1000));
+  supervisor_options.kill_grace = std::chrono::milliseconds(static_cast<long long>(options.kill_grace * 1000));
+  execution::Supervisor supervisor(printer, supervisor_options);
+  std::vector<execution::GroupOutcome> job_outcomes =
+      supervisor.run(jobs, signals.stop_requested(), [&signals] { return signals.received(); });
+  std::vector<std::optional<execution::GroupOutcome>> outcomes(groups.size());
+  for (std::size_t j = 0; j < jobs.size(); ++j) outcomes[job_group[j]] = job_outcomes[j];
+
+  // The environments go before merging: nothing of theirs is needed any more.
+  cleanup.teardown_environments();
+
+  // Merge: one JUnit with every planned test, run or an error naming why it has no result.
+  int stop_signal = signals.received();
+  double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  MergeSummary summary =
+      merge_groups(*runner, plan, groups, provision_errors, outcomes, stop_signal, context, wall);
+
+  // Publish: the summary, the durations, the coverage reports.
+  for (const reports::InputProblem& problem : summary.problems) printer.line("error: " + problem.message);
+  for (const auto& [classname, name] : summary.duplicates) {
+    printer.line(fmt::format("warning: {}::{} was reported by more than one group", classname, name));
+  }
+  bool coverage_failed = false;
+  if (const auto* pytest = dynamic_cast<const runners::PytestRunner*>(runner.get());
+      pytest != nullptr && pytest->coverage_enabled() && !groups.empty()) {
+    coverage_failed = !combine_coverage(*pytest, groups, context, printer);
+  }
+  if (options.store_durations) {
+    std::filesystem::path path = !options.store_durations_path.empty() ? options.store_durations_path
+                                 : !options.durations.empty()         ? options.durations.front()
+                                                                      : std::filesystem::path(".test_durations");
+    reports::DurationStore store;
+    if (std::filesystem::exists(path)) store.load_test_durations(path);
+    for (const auto& [id, seconds] : summary.durations) store.set(id, seconds);
+    util::write_file_atomic(path, store.to_test_durations_json());
+    printer.line(fmt::format("stored {} durations in {}", summary.durations.size(), path.string()));
+  }
+
+  bool infrastructure_failed = coverage_failed;
+  bool group_failed = false;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    if (provision_errors[g] || (outcomes[g] && outcomes[g]->start_error)) infrastructure_failed = true;
+    if (outcomes[g] && !outcomes[g]->status.success()) group_failed = true;
+  }
+  const reports::Totals& t = summary.totals;
+  std::size_t passed = t.tests - t.failures - t.errors - t.skipped;
+  printer.line(fmt::format("{} {} tests: {} passed, {} failed, {} errors, {} skipped in {} ({} groups); {} not "
+                           "reported; merged JUnit: {}",
+                           printer.bold("testfleet:"), t.tests, passed, t.failures, t.errors, t.skipped,
+                           util::format_duration(wall), groups.size(), summary.synthesized, summary.output.string()));
+
+  ExitCode code = ExitCode::kSuccess;
+  if (stop_signal != 0) {
+    code = exit_code_for_signal(stop_signal);
+  } else if (infrastructure_failed) {
+    code = ExitCode::kInfrastructure;
+  } else if (t.failures + t.errors > 0 || group_failed || !summary.problems.empty()) {
+    code = ExitCode::kTestsFailed;
+  }
+  write_run_record(context, plan, groups, outcomes, provisioning, summary, wall, static_cast<int>(code));
+  return static_cast<int>(code);
+}
+
+int print_plan(const RunOptions& options) {
+  RunContext context = make_context(options);
+  planning::Algorithm algorithm = planning::parse_algorithm(options.algorithm);
+  std::unique_ptr<runners::Runner> runner = make_runner(options, context);
+  std::unique_ptr<environments::Backend> backend = make_backend(options, context);
+  std::filesystem::create_directories(context.reports_dir);
+  runner->install_support(context.support_dir);
+  // Collection output goes to stderr so that `plan --format json` is clean on stdout.
+  ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
+  std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
+  planning::Plan plan = planning::make_plan(with_durations(ids, options, *runner),
+                                            group_count(options), algorithm);
+  std::cout << format_plan(plan, options.format);
+  return 0;
+}
+
+}  // namespace testfleet::cli

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace testfleet::cli {
+
+// Everything `run` and `plan` take, from flags and from configuration (flags win).
+struct RunOptions {
+  int groups = 0;  // 0: one per core
+  std::string algorithm = "lpt";
+  std::vector<std::filesystem::path> durations;        // .test_durations files
+  std::vector<std::filesystem::path> durations_junit;  // JUnit files of earlier runs
+  bool store_durations = false;
+  std::filesystem::path store_durations_path;  // default: the first durations file, else .test_durations
+  std::filesystem::path reports_dir = "testfleet-reports";
+  std::optional<double> timeout;  // seconds, per group
+  double kill_grace = 10;         // seconds between the stop signal and KILL
+  bool dry_run = false;
+  std::string runner = "auto";  // auto, pytest, generic
+  std::string list_command;     // generic runner: the command that lists test IDs
+  std::vector<std::string> services;  // --with
+  std::filesystem::path compose_file;
+  std::string compose_service;
+  bool no_build = false;
+  std::vector<std::string> waits;  // --wait HOST:PORT for compose sidecars
+  std::string ci = "auto";
+  std::string progress = "auto";  // auto, smart, plain
+  std::string format = "text";    // plan's output
+  std::vector<std::string> command;  // the test command, after --
+  std::filesystem::path config_file;  // where configuration came from, for messages
+};
+
+}  // namespace testfleet::cli

@@ -1,0 +1,50 @@
+#include "execution/provisioner.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+namespace testfleet::execution {
+
+std::vector<ProvisionResult> provision_all(std::vector<std::unique_ptr<environments::Environment>>& environments,
+                                           const std::atomic<bool>& cancel, ui::StatusPrinter& printer) {
+  std::vector<ProvisionResult> results(environments.size());
+  std::mutex print_mutex;
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < environments.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto start = std::chrono::steady_clock::now();
+      try {
+        environments[i]->provision(cancel);
+      } catch (const std::exception& e) {
+        results[i].error = e.what();
+      }
+      results[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::lock_guard lock(print_mutex);
+      if (!results[i].error) {
+        printer.line(fmt::format("group {} ready in {:.2f}s: {}", i + 1, results[i].seconds,
+                                 environments[i]->describe()));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return results;
+}
+
+std::vector<std::string> teardown_all(std::vector<std::unique_ptr<environments::Environment>>& environments) {
+  std::vector<std::vector<std::string>> leftovers(environments.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < environments.size(); ++i) {
+    if (!environments[i]) continue;
+    threads.emplace_back([&, i] { leftovers[i] = environments[i]->teardown(); });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<std::string> all;
+  for (auto& list : leftovers) all.insert(all.end(), list.begin(), list.end());
+  return all;
+}
+
+}  // namespace testfleet::execution

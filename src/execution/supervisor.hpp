@@ -1,0 +1,64 @@
+// Running every group's command at once and watching them: each a child in its own process group, its
+// output going straight to a log file (so no group can stall on a full pipe while another is read), polled
+// for exit, timeout and progress. A stop signal is forwarded to every group, which gets a grace period to
+// write its reports before it is killed; every child is reaped before run() returns.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ui/status_printer.hpp"
+#include "util/subprocess.hpp"
+
+namespace testfleet::execution {
+
+struct GroupJob {
+  int index = 0;
+  std::vector<std::string> argv;
+  util::EnvVars env;  // the whole environment of the child
+  std::filesystem::path cwd;
+  std::filesystem::path log_file;
+  std::size_t planned_tests = 0;
+  double estimate_seconds = 0;
+  // Tests the group has finished so far, when its runner can tell while it runs.
+  std::function<std::optional<std::size_t>()> finished_tests;
+};
+
+struct GroupOutcome {
+  util::ExitStatus status;
+  std::optional<std::string> start_error;  // it could not be started at all
+  bool timed_out = false;
+  bool stopped = false;  // ended by a stop signal forwarded to it
+  double started = 0;    // seconds since the supervisor started
+  double ended = 0;
+};
+
+struct SupervisorOptions {
+  std::optional<std::chrono::milliseconds> timeout;  // per group
+  std::chrono::milliseconds kill_grace{10000};       // after TERM/INT, before KILL
+};
+
+class Supervisor {
+ public:
+  Supervisor(ui::StatusPrinter& printer, SupervisorOptions options) : printer_(printer), options_(options) {}
+
+  // Runs every job to its end. `stop` is the watcher's flag and `stop_signal` tells which signal to forward.
+  std::vector<GroupOutcome> run(const std::vector<GroupJob>& jobs, const std::atomic<bool>& stop,
+                                const std::function<int()>& stop_signal);
+
+ private:
+  void report_end(const GroupJob& job, const GroupOutcome& outcome);
+
+  ui::StatusPrinter& printer_;
+  SupervisorOptions options_;
+};
+
+// The ninja-style block printed after a failed group: `FAILED: group 3 [exit 1]`, the command, its output.
+std::string failure_block(const GroupJob& job, const GroupOutcome& outcome, const ui::StatusPrinter& printer);
+
+}  // namespace testfleet::execution

@@ -1,0 +1,217 @@
+#include "runners/pytest_runner.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "runners/pytest_plugin_source.hpp"
+#include "util/error.hpp"
+#include "util/files.hpp"
+#include "util/strings.hpp"
+
+namespace testfleet::runners {
+namespace {
+
+constexpr const char* kPluginModule = "testfleet_pytest_plugin";
+
+// An option given as `--name=value` or `--name value`: its value, and how many words it took.
+std::optional<std::pair<std::string, std::size_t>> option_value(const std::vector<std::string>& argv,
+                                                                 std::size_t i, std::string_view name) {
+  const std::string& word = argv[i];
+  if (word.size() > name.size() && word.starts_with(name) && word[name.size()] == '=') {
+    return std::make_pair(word.substr(name.size() + 1), std::size_t{1});
+  }
+  if (word == name) {
+    if (i + 1 >= argv.size()) throw UsageError(fmt::format("the pytest option {} needs a value", name));
+    return std::make_pair(argv[i + 1], std::size_t{2});
+  }
+  return std::nullopt;
+}
+
+reports::Outcome outcome_from(std::string_view text) {
+  if (text == "failed") return reports::Outcome::kFailed;
+  if (text == "error") return reports::Outcome::kError;
+  if (text == "skipped") return reports::Outcome::kSkipped;
+  return reports::Outcome::kPassed;
+}
+
+}  // namespace
+
+bool is_pytest_command(const std::vector<std::string>& argv) {
+  if (argv.empty()) return false;
+  std::string base = std::filesystem::path(argv[0]).filename().string();
+  if (base == "pytest" || base == "py.test" || std::regex_match(base, std::regex(R"(pytest-?[0-9.]*)"))) return true;
+  for (std::size_t i = 1; i + 1 < argv.size(); ++i) {
+    if (argv[i] == "-m") return argv[i + 1] == "pytest";
+    if (!argv[i].starts_with("-")) break;
+  }
+  return false;
+}
+
+reports::JUnitKey pytest_junit_key(const std::string& nodeid, const std::string& prefix) {
+  std::size_t bracket = nodeid.find('[');
+  std::string path = nodeid.substr(0, bracket);
+  std::string params = bracket == std::string::npos ? "" : nodeid.substr(bracket);
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t sep = path.find("::", start);
+    names.push_back(path.substr(start, sep == std::string::npos ? std::string::npos : sep - start));
+    if (sep == std::string::npos) break;
+    start = sep + 2;
+  }
+  names[0] = util::replace_all(names[0], "/", ".");
+  if (names[0].ends_with(".py")) names[0].resize(names[0].size() - 3);
+  names.back() += params;
+  std::vector<std::string> classnames(names.begin(), names.end() - 1);
+  if (!prefix.empty()) classnames.insert(classnames.begin(), prefix);
+  return {util::join(classnames, "."), names.back()};
+}
+
+PytestRunner::PytestRunner(std::vector<std::string> argv, const std::filesystem::path& cwd) {
+  for (std::size_t i = 0; i < argv.size();) {
+    if (i > 0) {
+      std::optional<std::pair<std::string, std::size_t>> value;
+      if ((value = option_value(argv, i, "--junit-xml")) || (value = option_value(argv, i, "--junitxml"))) {
+        junit_ = cwd / value->first;
+        i += value->second;
+        continue;
+      }
+      if ((value = option_value(argv, i, "--cov-report"))) {
+        coverage_reports_.push_back(value->first);
+        i += value->second;
+        continue;
+      }
+      if ((value = option_value(argv, i, "--junit-prefix"))) junit_prefix_ = value->first;
+      if (argv[i] == "-o" && i + 1 < argv.size() && argv[i + 1].starts_with("junit_suite_name=")) {
+        suite_name_ = argv[i + 1].substr(std::string_view("junit_suite_name=").size());
+      }
+      if (argv[i] == "--cov" || argv[i].starts_with("--cov=")) coverage_ = true;
+    }
+    argv_.push_back(argv[i]);
+    ++i;
+  }
+  // pytest-cov's default report is "term" when --cov is given without --cov-report.
+  if (coverage_ && coverage_reports_.empty()) coverage_reports_.push_back("term");
+}
+
+std::vector<std::string> PytestRunner::python_command() const {
+  for (std::size_t i = 1; i + 1 < argv_.size(); ++i) {
+    if (argv_[i] == "-m" && argv_[i + 1] == "pytest") return {argv_.begin(), argv_.begin() + static_cast<std::ptrdiff_t>(i)};
+  }
+  std::optional<std::filesystem::path> script = util::find_executable(argv_[0]);
+  if (script) {
+    std::ifstream in(*script);
+    std::string first_line;
+    if (std::getline(in, first_line) && first_line.starts_with("#!")) {
+      std::vector<std::string> words = util::split_command_line(first_line.substr(2));
+      if (!words.empty() && std::filesystem::path(words[0]).filename() == "env") words.erase(words.begin());
+      if (!words.empty()) return words;
+    }
+  }
+  return {"python3"};
+}
+
+Command PytestRunner::base_command(const CommandPaths& paths) const {
+  Command command;
+  command.argv = argv_;
+  command.variables["PYTEST_PLUGINS"] = kPluginModule;
+  command.variables["PYTHONPATH"] = paths.support_inside_dir.string();
+  return command;
+}
+
+Command PytestRunner::collect_command(const CommandPaths& paths) const {
+  Command command = base_command(paths);
+  command.argv.insert(command.argv.end(), {"--collect-only", "-q"});
+  if (coverage_) command.argv.push_back("--no-cov");
+  command.variables["TESTFLEET_COLLECT_FILE"] = (paths.inside_dir / "collection.json").string();
+  return command;
+}
+
+std::vector<std::string> PytestRunner::read_collection(const util::CommandResult& result,
+                                                       const CommandPaths& paths) const {
+  // pytest's exit codes: 0 collected, 5 nothing collected, anything else a failure to collect.
+  if (result.status.code == 5 && result.status.signal == 0) return {};
+  if (!result.status.success()) {
+    throw Error(ExitCode::kTestsFailed,
+                fmt::format("pytest could not collect the tests ({}):\n{}", result.status.describe(),
+                            util::tail_lines(result.output, 60)));
+  }
+  std::filesystem::path file = paths.host_dir / "collection.json";
+  if (!std::filesystem::exists(file)) {
+    throw InfrastructureError(fmt::format(
+        "testfleet's pytest plugin did not run during collection (no {}); does the command keep the "
+        "PYTEST_PLUGINS and PYTHONPATH variables? Its output:\n{}",
+        file.string(), util::tail_lines(result.output, 30)));
+  }
+  nlohmann::json document = nlohmann::json::parse(util::read_file(file));
+  return document.at("ids").get<std::vector<std::string>>();
+}
+
+void PytestRunner::install_support(const std::filesystem::path& host_dir) const {
+  std::filesystem::create_directories(host_dir);
+  util::write_file_atomic(host_dir / (std::string(kPluginModule) + ".py"), kPytestPluginSource);
+}
+
+void PytestRunner::write_group_files(const GroupRequest& group) const {
+  nlohmann::json ids = group.test_ids;
+  util::write_file_atomic(group.paths.host_dir / "tests.json",
+                          ids.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+Command PytestRunner::group_command(const GroupRequest& group) const {
+  Command command = base_command(group.paths);
+  const std::filesystem::path& dir = group.paths.inside_dir;
+  command.argv.push_back("--junit-xml=" + (dir / "junit.xml").string());
+  if (coverage_) {
+    command.argv.push_back("--cov-report=");
+    command.variables["COVERAGE_FILE"] = (dir / ".coverage").string();
+  }
+  command.variables["TESTFLEET_TESTS_FILE"] = (dir / "tests.json").string();
+  command.variables["TESTFLEET_PROGRESS_FILE"] = (dir / "progress.jsonl").string();
+  return command;
+}
+
+std::filesystem::path PytestRunner::group_junit(const GroupRequest& group) const {
+  return group.paths.host_dir / "junit.xml";
+}
+
+GroupReport PytestRunner::read_group(const GroupRequest& group, bool junit_merged_ok) const {
+  (void)junit_merged_ok;
+  GroupReport report;
+  std::ifstream in(group.paths.host_dir / "progress.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    nlohmann::json event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // The last line of a killed group may be cut short: what parses counts, the rest is skipped.
+    if (!event.is_object() || !event.contains("event")) continue;
+    std::string kind = event.value("event", "");
+    if (kind == "selected") {
+      for (const auto& id : event.value("missing", nlohmann::json::array())) {
+        if (id.is_string()) report.not_collected.push_back(id.get<std::string>());
+      }
+    } else if (kind == "start") {
+      report.running = event.value("id", "");
+    } else if (kind == "test") {
+      std::string id = event.value("id", "");
+      reports::JUnitKey key = junit_key(id);
+      reports::TestCaseRecord record;
+      record.suite = suite_name_;
+      record.classname = key.classname;
+      record.name = key.name;
+      record.time = event.value("seconds", 0.0);
+      record.outcome = outcome_from(event.value("outcome", "passed"));
+      record.message = event.value("message", "");
+      report.finished[id] = std::move(record);
+      if (report.running == id) report.running.reset();
+    }
+  }
+  report.finished_count = report.finished.size();
+  return report;
+}
+
+reports::JUnitKey PytestRunner::junit_key(const std::string& id) const { return pytest_junit_key(id, junit_prefix_); }
+
+}  // namespace testfleet::runners
