@@ -1,0 +1,298 @@
+#include "reports/xml_input.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <system_error>
+#include <unordered_set>
+#include <vector>
+
+#include "util/error.hpp"
+
+namespace testfleet::reports {
+
+namespace {
+
+// parse_doctype makes a DOCTYPE a node so that it can be refused with its position instead of being
+// skipped silently; comments and processing instructions are dropped (no consumer reads them).
+constexpr unsigned kParseOptions = pugi::parse_default | pugi::parse_doctype;
+
+std::string describe(const pugi::xml_parse_result& result) {
+  switch (result.status) {
+    case pugi::status_no_document_element:
+      return "no root element (empty or truncated file)";
+    case pugi::status_end_element_mismatch:
+      return "truncated or malformed: start-end tags mismatch";
+    default:
+      return result.description();
+  }
+}
+
+// The first attribute of `element` whose name an earlier one already has: pugixml keeps both, and every
+// consumer refuses the file.
+pugi::xml_attribute duplicate_attribute(pugi::xml_node element) {
+  pugi::xml_attribute first = element.first_attribute();
+  if (!first || !first.next_attribute()) return {};
+  std::unordered_set<std::string_view> names;
+  for (pugi::xml_attribute attribute = first; attribute; attribute = attribute.next_attribute()) {
+    if (!names.insert(attribute.name()).second) return attribute;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string file_position(const std::filesystem::path& path, std::ptrdiff_t offset) {
+  if (offset < 0) return path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return path.string();
+  std::size_t line = 1;
+  std::size_t column = 1;
+  std::vector<char> chunk(1 << 16);
+  auto remaining = static_cast<std::size_t>(offset);
+  while (remaining > 0 && in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(std::min(remaining, chunk.size())));
+    auto got = static_cast<std::size_t>(in.gcount());
+    if (got == 0) break;
+    for (std::size_t i = 0; i < got; ++i) {
+      if (chunk[i] == '\n') {
+        ++line;
+        column = 1;
+      } else if ((static_cast<unsigned char>(chunk[i]) & 0xC0) != 0x80) {
+        // Columns count characters, not the continuation bytes of UTF-8.
+        ++column;
+      }
+    }
+    remaining -= got;
+  }
+  return fmt::format("{}:{}:{}", path.string(), line, column);
+}
+
+XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots)
+    : path_(path) {
+  std::error_code ec;
+  std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), ec.message()));
+  if (size > kMaxXmlInputBytes) {
+    throw UsageError(fmt::format("{}: {} bytes, larger than the {} MiB limit for a report", path.string(),
+                                 size, kMaxXmlInputBytes >> 20));
+  }
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+    buffer_.resize(static_cast<std::size_t>(size));
+    in.read(buffer_.data(), static_cast<std::streamsize>(size));
+    buffer_.resize(static_cast<std::size_t>(in.gcount()));
+  }
+  if (buffer_.find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw UsageError(fmt::format("{}:1:1: empty file", path.string()));
+  }
+  pugi::xml_parse_result result = doc_.load_buffer_inplace(buffer_.data(), buffer_.size(), kParseOptions);
+  if (!result) {
+    throw UsageError(fmt::format("{}: {}", file_position(path, result.offset), describe(result)));
+  }
+  pugi::xml_node element = doc_.document_element();
+  for (pugi::xml_node node = doc_.first_child(); node; node = node.next_sibling()) {
+    if (node.type() == pugi::node_doctype) {
+      fail(node, "DOCTYPE refused: a report needs no DTD, and entities declared in one are never expanded");
+    }
+    if (node.type() == pugi::node_element && node != element) {
+      fail(node, fmt::format("a second root element <{}> (two reports written into one file?)", node.name()));
+    }
+  }
+  check_attributes(element);
+  for (std::string_view expected : roots) {
+    if (expected == element.name()) return;
+  }
+  std::string names;
+  for (std::string_view expected : roots) {
+    names += names.empty() ? "" : " or ";
+    names += fmt::format("<{}>", expected);
+  }
+  fail(element, fmt::format("root element is <{}>, expected {}", element.name(), names));
+}
+
+void XmlInput::check_attributes(pugi::xml_node root) const {
+  // Iterative: a hostile file may nest elements a million deep.
+  pugi::xml_node node = root;
+  while (node) {
+    if (node.type() == pugi::node_element) {
+      if (pugi::xml_attribute duplicate = duplicate_attribute(node)) {
+        fail(node, fmt::format("attribute \"{}\" of <{}> given twice", duplicate.name(), node.name()));
+      }
+    }
+    if (node.first_child()) {
+      node = node.first_child();
+      continue;
+    }
+    while (node != root && !node.next_sibling()) node = node.parent();
+    if (node == root) break;
+    node = node.next_sibling();
+  }
+}
+
+std::string XmlInput::position(pugi::xml_node node) const {
+  std::ptrdiff_t offset = node.offset_debug();
+  // offset_debug points at the name; the reader wants the '<' (or '<!' of a DOCTYPE).
+  if (offset > 0 && node.type() == pugi::node_element) offset -= 1;
+  if (offset > 0 && node.type() == pugi::node_doctype) {
+    std::size_t start = buffer_.rfind("<!", static_cast<std::size_t>(offset));
+    if (start != std::string::npos) offset = static_cast<std::ptrdiff_t>(start);
+  }
+  return file_position(path_, offset);
+}
+
+void XmlInput::fail(pugi::xml_node node, std::string_view message) const {
+  throw UsageError(fmt::format("{}: {}", position(node), message));
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence at text[i] that XML allows, or 0 when the bytes there are not one.
+std::size_t valid_utf8_length(std::string_view text, std::size_t i, std::uint32_t& code) {
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  unsigned char lead = byte(i);
+  std::size_t length = 0;
+  std::uint32_t minimum = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+    code = lead & 0x1Fu;
+    minimum = 0x80;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    code = lead & 0x0Fu;
+    minimum = 0x800;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    code = lead & 0x07u;
+    minimum = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size()) return 0;
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (byte(i + k) & 0x3Fu);
+  }
+  if (code < minimum || code > 0x10FFFF) return 0;
+  if (code >= 0xD800 && code <= 0xDFFF) return 0;
+  if (code == 0xFFFE || code == 0xFFFF) return 0;
+  return length;
+}
+
+}  // namespace
+
+void append_escaped(std::string& out, std::string_view text, bool attribute) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    // Fast path: copy the run of bytes that need nothing.
+    std::size_t run = i;
+    while (run < text.size()) {
+      auto c = static_cast<unsigned char>(text[run]);
+      if (c < 0x20 || c >= 0x80 || c == '&' || c == '<' || c == '>' || c == '"') break;
+      ++run;
+    }
+    out.append(text.data() + i, run - i);
+    i = run;
+    if (i >= text.size()) break;
+    auto c = static_cast<unsigned char>(text[i]);
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        ++i;
+        continue;
+      case '<':
+        out += "&lt;";
+        ++i;
+        continue;
+      case '>':
+        out += "&gt;";
+        ++i;
+        continue;
+      case '"':
+        out += attribute ? "&quot;" : "\"";
+        ++i;
+        continue;
+      case '\t':
+        // A raw tab or newline in an attribute value would be normalised to a space by the reader.
+        out += attribute ? "&#9;" : "\t";
+        ++i;
+        continue;
+      case '\n':
+        out += attribute ? "&#10;" : "\n";
+        ++i;
+        continue;
+      case '\r':
+        out += "&#13;";
+        ++i;
+        continue;
+      default:
+        break;
+    }
+    if (c < 0x20) {
+      out += fmt::format("#x{:02X}", c);
+      ++i;
+      continue;
+    }
+    std::uint32_t code = 0;
+    std::size_t length = valid_utf8_length(text, i, code);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text.data() + i, length);
+      i += length;
+    }
+  }
+}
+
+void append_element(std::string& out, pugi::xml_node element) {
+  // Depth-first with an explicit position: descend into first children, climb back through parents.
+  pugi::xml_node node = element;
+  while (node) {
+    bool descend = false;
+    switch (node.type()) {
+      case pugi::node_element:
+        out += '<';
+        out += node.name();
+        for (pugi::xml_attribute attribute : node.attributes()) {
+          out += ' ';
+          out += attribute.name();
+          out += "=\"";
+          append_escaped(out, attribute.value(), true);
+          out += '"';
+        }
+        if (node.first_child()) {
+          out += '>';
+          descend = true;
+        } else {
+          out += "/>";
+        }
+        break;
+      case pugi::node_pcdata:
+      case pugi::node_cdata:
+        append_escaped(out, node.value(), false);
+        break;
+      default:
+        break;
+    }
+    if (descend) {
+      node = node.first_child();
+      continue;
+    }
+    // Climb until a node has a next sibling, closing every element left.
+    while (node != element && !node.next_sibling()) {
+      node = node.parent();
+      out += "</";
+      out += node.name();
+      out += '>';
+    }
+    if (node == element) break;
+    node = node.next_sibling();
+  }
+}
+
+}  // namespace testfleet::reports

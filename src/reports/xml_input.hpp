@@ -1,0 +1,61 @@
+// Safe loading of report XML written by someone else's tool. Reports come from test processes we do not
+// trust to be well-formed (a killed group leaves half a file) nor benign (a test can write anything), so a
+// file is refused, never repaired: a DOCTYPE is refused outright (so nothing declared in it, internal or
+// external, can be expanded: no billion laughs, no file or network fetches), and only the five predefined
+// entities and character references are decoded. Every refusal names the file and line:column; pugixml
+// only knows byte offsets, so the position is counted from the file on disk when an error is reported,
+// which costs nothing on the good path.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <initializer_list>
+#include <pugixml.hpp>
+#include <string>
+#include <string_view>
+
+namespace testfleet::reports {
+
+// Files larger than this are refused before being read: no report of ours comes near it, and reading one
+// would take the memory of every other group.
+inline constexpr std::uintmax_t kMaxXmlInputBytes = std::uintmax_t{1} << 30;
+
+class XmlInput {
+ public:
+  // Parses `path`; throws UsageError "path:line:column: what" when it cannot be read, is larger than
+  // kMaxXmlInputBytes, is empty, malformed or truncated, has a DOCTYPE, two root elements, an attribute
+  // given twice (pugixml accepts those; no consumer does), or its root element is none of `roots`.
+  XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots);
+  XmlInput(const XmlInput&) = delete;
+  XmlInput& operator=(const XmlInput&) = delete;
+
+  pugi::xml_node root() const { return doc_.document_element(); }
+  const std::filesystem::path& path() const { return path_; }
+
+  // "path:line:column" of a node of this document ("path" alone when pugixml lost its offset).
+  std::string position(pugi::xml_node node) const;
+  // Throws UsageError "path:line:column: message".
+  [[noreturn]] void fail(pugi::xml_node node, std::string_view message) const;
+
+ private:
+  void check_attributes(pugi::xml_node root) const;
+
+  std::filesystem::path path_;
+  std::string buffer_;  // parsed in place: the document points into it
+  pugi::xml_document doc_;
+};
+
+// "path:line:column" for a byte offset of a file, counted by reading the file again (1-based both).
+std::string file_position(const std::filesystem::path& path, std::ptrdiff_t offset);
+
+// Appends `text` escaped for XML character data or (`attribute`) a double-quoted attribute value. Characters
+// that XML 1.0 forbids (control characters a test printed) are written as the literal text "#xNN", as pytest
+// does, and bytes that are not UTF-8 as U+FFFD, so that every consumer can parse the result: pugixml itself
+// would write "&#27;", which expat and lxml refuse.
+void append_escaped(std::string& out, std::string_view text, bool attribute);
+
+// Appends an element and everything under it as XML (no indentation), escaped by append_escaped. Walks
+// iteratively: a hostile file nested a million deep must not overflow the stack.
+void append_element(std::string& out, pugi::xml_node element);
+
+}  // namespace testfleet::reports
