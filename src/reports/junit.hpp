@@ -50,7 +50,7 @@ struct InputProblem {
 };
 
 // Reads the testcases of one file (any producer; nested suites walked). Throws UsageError naming the
-// file, line and column for malformed, empty, truncated or wrong-root XML.
+// file, line and column for malformed, empty, truncated, hostile (DOCTYPE) or wrong-root XML.
 std::vector<TestCaseRecord> read_testcases(const std::filesystem::path& path);
 
 class JUnitMerger {
@@ -68,9 +68,11 @@ class JUnitMerger {
   // <error> (or the outcome given) in the suite named `suite`.
   void add_testcase(const std::string& suite, const TestCaseRecord& record);
 
-  // Writes one <testsuites> whose suites of the same name are merged, with every count recomputed from
-  // testcases at every level. `wall_time` (seconds), when given, is the root's and each top-level
-  // suite's time; otherwise times are summed. Throws InfrastructureError when it cannot write.
+  // Writes one <testsuites> whose suites of the same name (at the same nesting level) are merged, with
+  // every count recomputed from testcases at every level. A merged suite's time is the sum of its parts'
+  // written times (they include collection and setup that no testcase carries). `wall_time` (seconds),
+  // when given, is the root's time; otherwise the root's time is the sum of the top-level suites'.
+  // Throws InfrastructureError when it cannot write.
   void write(const std::filesystem::path& out, std::optional<double> wall_time = std::nullopt) const;
 
   const std::vector<InputProblem>& problems() const;

@@ -1,0 +1,2 @@
+# Fixture tests that fail on purpose: a pytest run from above must not collect them.
+collect_ignore = ["project"]
