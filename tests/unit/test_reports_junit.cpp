@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -347,6 +348,38 @@ TEST_F(JUnitTest, SuitesOfOneNameMergeAtTheirOwnLevelOnly) {
   EXPECT_STREQ(outer.attribute("time").value(), "6.000");  // 1 + 5
   EXPECT_STREQ(root.attribute("tests").value(), "3");
 }
+
+// Each producer's files merged, byte for byte as reviewed against FORMATS.md: counts recomputed, times
+// without commas, ctest's not-run given a <skipped>, every testcase child kept. A change of output shows
+// here first; regenerate only after reading the difference.
+class JUnitGoldenTest : public JUnitTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(JUnitGoldenTest, MergedOutputIsTheReviewedOne) {
+  std::filesystem::path dir = kData / GetParam();
+  std::vector<std::filesystem::path> inputs;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if (entry.path().extension() == ".xml" && name != "expected-merged.xml" && name != "whole.xml") {
+      inputs.push_back(entry.path());
+    }
+  }
+  std::sort(inputs.begin(), inputs.end());
+  ASSERT_FALSE(inputs.empty());
+  JUnitMerger merger;
+  for (const std::filesystem::path& input : inputs) ASSERT_TRUE(merger.add_file(input)) << input;
+  merger.write(out_);
+  EXPECT_EQ(read_text(out_), read_text(dir / "expected-merged.xml"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Producers, JUnitGoldenTest,
+                         ::testing::Values("pytest", "gotestsum", "go-junit-report", "jest-junit", "surefire",
+                                           "ctest", "nested"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name;
+                           for (char c : info.param)
+                             name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
 
 // ---- consumers -----------------------------------------------------------------------------------------
 
