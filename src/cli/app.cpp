@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/config.hpp"
+#include "cli/merge_command.hpp"
 #include "cli/run_command.hpp"
 #include "util/error.hpp"
 #include "util/signals.hpp"
@@ -123,6 +124,20 @@ int main(int argc, char** argv) {
   add_selection_options(*plan, plan_options, plan_config);
   plan->add_option("--format", plan_options.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  std::string merge_kind;
+  std::string merge_out;
+  std::vector<std::string> merge_inputs;
+  CLI::App* merge = app.add_subcommand("merge", "Merge report files into one: junit, cobertura or lcov");
+  merge->add_option("kind", merge_kind, "junit, cobertura or lcov")
+      ->required()
+      ->check(CLI::IsMember({"junit", "cobertura", "lcov"}));
+  merge->add_option("out", merge_out, "The merged file to write")->required();
+  merge->add_option("inputs", merge_inputs, "Input files or globs (quoted, e.g. 'reports/*/junit.xml')")
+      ->required()
+      ->expected(-1);
+  merge->footer("\nA malformed input is named with its line and column and skipped; the others are still merged "
+                "and the exit code is 2.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -136,6 +151,7 @@ int main(int argc, char** argv) {
       if (timeout) run_options.timeout = timeout;
       return run_tests(run_options);
     }
+    if (merge->parsed()) return merge_reports(merge_kind, merge_out, merge_inputs);
     if (plan->parsed()) {
       merge_config(plan_options, plan_config, Given{plan});
       return print_plan(plan_options);

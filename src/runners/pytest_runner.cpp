@@ -43,8 +43,13 @@ bool is_pytest_command(const std::vector<std::string>& argv) {
   if (argv.empty()) return false;
   std::string base = std::filesystem::path(argv[0]).filename().string();
   if (base == "pytest" || base == "py.test" || std::regex_match(base, std::regex(R"(pytest-?[0-9.]*)"))) return true;
+  // PYTHON [options] -m pytest: -X and -W take a value of their own.
   for (std::size_t i = 1; i + 1 < argv.size(); ++i) {
     if (argv[i] == "-m") return argv[i + 1] == "pytest";
+    if (argv[i] == "-X" || argv[i] == "-W") {
+      ++i;
+      continue;
+    }
     if (!argv[i].starts_with("-")) break;
   }
   return false;

@@ -1,0 +1,239 @@
+"""`testfleet run` end to end: the real binary on the basic fixture with real pytest."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (FIXTURES, PYTHON, clean_env, copy_fixture, junit_cases, junit_counts, processes_with_env,
+                      run, wait_for)
+
+
+@pytest.fixture(scope="module")
+def serial_cases(tmp_path_factory):
+    """What a plain serial pytest reports for the basic fixture: the reference every merge must equal."""
+    project = copy_fixture("basic", tmp_path_factory.mktemp("serial"))
+    result = run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junit-xml=serial.xml", "tests"],
+                 cwd=project)
+    assert result.returncode == 1, result.stdout[-3000:]
+    return junit_cases(project / "serial.xml")
+
+
+def test_merged_junit_equals_a_serial_run(testfleet, tmp_path, serial_cases):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "4", "--", PYTHON, "-m", "pytest", "--junit-xml=unit.xml", "tests"],
+                 cwd=project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    merged = junit_cases(project / "unit.xml")
+    assert merged == serial_cases
+    counts = junit_counts(project / "unit.xml")
+    assert counts["tests"] == sum(serial_cases.values())
+    # Every group has its own log and JUnit under the reports directory.
+    groups = sorted(p.name for p in (project / "testfleet-reports").glob("group-*"))
+    assert groups == ["group-1", "group-2", "group-3", "group-4"]
+    for group in groups:
+        assert (project / "testfleet-reports" / group / "output.log").stat().st_size > 0
+        assert (project / "testfleet-reports" / group / "junit.xml").exists()
+    # A failed group's output follows it, ninja-style.
+    assert "FAILED: group" in result.stdout
+    assert "test_fails_on_assertion" in result.stdout
+
+
+def test_chunks_and_one_group_give_the_same_results(testfleet, tmp_path, serial_cases):
+    project = copy_fixture("basic", tmp_path)
+    for args in (["-n", "3", "--algorithm", "chunks"], ["-n", "1"]):
+        result = run([testfleet, "run", *args, "--", "pytest", "--junitxml", "out/unit.xml", "tests"], cwd=project)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert junit_cases(project / "out" / "unit.xml") == serial_cases
+
+
+def test_pyargs_from_another_directory(testfleet, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = clean_env(PYTHONPATH=FIXTURES / "basic" / "pkg")
+    serial = run([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "basicpkg.tests",
+                  "--junit-xml=serial.xml"], cwd=elsewhere, env=env)
+    assert serial.returncode == 1, serial.stdout
+    result = run([testfleet, "run", "-n", "3", "--", PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs",
+                  "basicpkg.tests", "--junit-xml=unit.xml"], cwd=elsewhere, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert junit_cases(elsewhere / "unit.xml") == junit_cases(elsewhere / "serial.xml")
+    assert sum(junit_cases(elsewhere / "unit.xml").values()) == 16
+
+
+def test_group_environment_variables(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "2", "--", "pytest", "--junit-xml=unit.xml",
+                  "tests/test_environment.py"], cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_id = json.loads((project / "testfleet-reports" / "run.json").read_text())["run_id"]
+    assert run_id in result.stdout
+
+
+def test_a_crashed_group_still_reports_every_planned_test(testfleet, tmp_path, serial_cases):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "4", "--", "pytest", "--junit-xml=unit.xml", "tests"], cwd=project,
+                 env=clean_env(TESTFLEET_FIXTURE_CRASH="1"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    merged = junit_cases(project / "unit.xml")
+    # Same tests as the serial run: the ones the crashed group ran keep their outcome, the rest are errors.
+    assert {(c, n) for c, n, _ in merged} == {(c, n) for c, n, _ in serial_cases}
+    assert "killed by SIGKILL" in result.stdout
+    text = (project / "unit.xml").read_text()
+    assert "crashed (killed by SIGKILL) while running this test" in text
+
+
+def test_sigkill_of_a_group_from_outside(testfleet, tmp_path, serial_cases):
+    project = copy_fixture("basic", tmp_path)
+    proc = subprocess.Popen([testfleet, "run", "-n", "2", "--progress", "plain", "--", "pytest",
+                             "--junit-xml=unit.xml", "tests"], cwd=project, env=clean_env(TESTFLEET_FIXTURE_HANG="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        run_json = project / "testfleet-reports"
+        # Wait until group 1 has finished a test, then kill its pytest with SIGKILL.
+        progress = run_json / "group-1" / "progress.jsonl"
+        wait_for(lambda: progress.exists() and '"event": "test"' in progress.read_text(), what="group 1 progress")
+        victims = [pid for pid in processes_with_env("TESTFLEET_GROUP=1")]
+        assert victims
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        # The other group hangs on purpose: stop the run; partial results are merged.
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    merged = junit_cases(project / "unit.xml")
+    assert {(c, n) for c, n, _ in merged} == {(c, n) for c, n, _ in serial_cases}
+
+
+def test_ctrl_c_leaves_no_child_and_merges_partial_results(testfleet, tmp_path, serial_cases):
+    project = copy_fixture("basic", tmp_path)
+    proc = subprocess.Popen([testfleet, "run", "-n", "3", "--", "pytest", "--junit-xml=unit.xml", "tests"],
+                            cwd=project, env=clean_env(TESTFLEET_FIXTURE_HANG="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        reports = project / "testfleet-reports"
+        wait_for(lambda: (reports / "run.json").exists() or any(
+            p.exists() and '"event": "test"' in p.read_text() for p in reports.glob("group-*/progress.jsonl")),
+                 what="a finished test")
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole foreground group
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    run_id = json.loads((project / "testfleet-reports" / "run.json").read_text())["run_id"]
+    assert processes_with_env(f"TESTFLEET_RUN_ID={run_id}") == []
+    merged = junit_cases(project / "unit.xml")
+    assert {(c, n) for c, n, _ in merged} == {(c, n) for c, n, _ in serial_cases}
+    assert "interrupted" in (project / "unit.xml").read_text()
+
+
+def test_timeout_stops_a_hung_group_and_names_the_test(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "2", "--timeout", "8", "--kill-grace", "2", "--", "pytest",
+                  "--junit-xml=unit.xml", "tests/faults", "tests/test_arithmetic.py"], cwd=project,
+                 env=clean_env(TESTFLEET_FIXTURE_HANG="ignore-term"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "timed out" in result.stdout
+    text = (project / "unit.xml").read_text()
+    assert "timed out: group" in text and "while running this test" in text
+    cases = junit_cases(project / "unit.xml")
+    hung = [k for k in cases if k[1] == "test_hangs_when_asked"]
+    assert hung and hung[0][2] == "error"
+
+
+def test_dry_run_prints_commands_and_runs_nothing(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "2", "--dry-run", "--", "pytest", "--junit-xml=unit.xml", "tests"],
+                 cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "group 1" in result.stdout and "group 2" in result.stdout
+    assert "TESTFLEET_GROUP=1" in result.stdout
+    assert "--junit-xml=" in result.stdout
+    assert not (project / "unit.xml").exists()
+    assert not list((project / "testfleet-reports").glob("group-*/output.log"))
+
+
+def test_plan_json_and_stored_durations(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    (project / ".test_durations").unlink(missing_ok=True)
+    plan = run([testfleet, "plan", "-n", "3", "--format", "json", "--", "pytest", "tests"], cwd=project)
+    assert plan.returncode == 0, plan.stderr
+    document = json.loads(plan.stdout)
+    ids = [t["id"] for g in document["groups"] for t in g["tests"]]
+    assert len(ids) == len(set(ids)) == document["tests"] == 334
+    assert all(g["tests"] for g in document["groups"])
+    assert document["estimated_tests"] == 334
+
+    result = run([testfleet, "run", "-n", "3", "--store-durations", "--", "pytest", "tests"], cwd=project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    durations = json.loads((project / ".test_durations").read_text())
+    assert set(durations) == set(ids)
+    assert list(durations) == sorted(durations)
+    text = run([testfleet, "plan", "-n", "3", "--", "pytest", "tests"], cwd=project)
+    assert "estimated" not in text.stdout
+    assert "group 3" in text.stdout
+
+
+def test_fewer_tests_than_groups(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "8", "--", "pytest", "--junit-xml=unit.xml",
+                  "tests/test_arithmetic.py::test_integer_division_rounds_down",
+                  "tests/test_arithmetic.py::test_float_nan_is_not_equal_to_itself"], cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "only 2 tests for 8 groups" in result.stdout
+    assert junit_counts(project / "unit.xml")["tests"] == 2
+
+
+def test_collection_failure_is_a_clear_error(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "2", "--", "pytest", "broken"], cwd=project)
+    assert result.returncode == 1
+    assert "could not collect" in result.stderr
+    assert "test_import_error.py" in result.stderr
+
+
+def test_not_a_command_and_bad_config_are_usage_errors(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "--", "no-such-pytest-binary", "tests"], cwd=project)
+    assert result.returncode == 2, result.stderr
+    result = run([testfleet, "run", "--", "pytest-nonexistent", "tests"], cwd=project)
+    assert result.returncode == 2 and "not found" in result.stderr
+    (project / "testfleet.toml").write_text('groups = 2\nflavour = "mint"\n')
+    result = run([testfleet, "run", "--", "pytest", "tests"], cwd=project)
+    assert result.returncode == 2
+    assert "testfleet.toml:2" in result.stderr and "flavour" in result.stderr
+    (project / "testfleet.toml").write_text('groups = "two"\n')
+    result = run([testfleet, "run", "--", "pytest", "tests"], cwd=project)
+    assert result.returncode == 2 and "groups" in result.stderr and "number" in result.stderr
+
+
+def test_configuration_from_pyproject_and_flags_win(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    (project / "pyproject.toml").write_text(
+        '[tool.testfleet]\ngroups = 3\ncommand = ["pytest", "--junit-xml=unit.xml", "tests/test_strings.py"]\n')
+    result = run([testfleet, "run"], cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "in 3 groups" in result.stdout
+    result = run([testfleet, "run", "-n", "2"], cwd=project)
+    assert "in 2 groups" in result.stdout
+
+
+def test_generic_runner(testfleet, tmp_path):
+    project = copy_fixture("generic-runner", tmp_path)
+    listing = run([PYTHON, "runner.py", "--list"], cwd=project)
+    assert listing.returncode == 0
+    ids = [line for line in listing.stdout.splitlines() if line.strip()]
+    result = run([testfleet, "run", "-n", "3", "--list-command", f"{PYTHON} runner.py --list", "--", PYTHON,
+                  "runner.py", "--from-file", "{tests_file}", "--junit", "{junit}"], cwd=project)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    merged = project / "testfleet-reports" / "junit.xml"
+    assert junit_counts(merged)["tests"] == len(ids)
