@@ -71,7 +71,8 @@ std::string file_position(const std::filesystem::path& path, std::ptrdiff_t offs
   return fmt::format("{}:{}:{}", path.string(), line, column);
 }
 
-XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots)
+XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots,
+                   Doctype doctype)
     : path_(path) {
   std::error_code ec;
   std::uintmax_t size = std::filesystem::file_size(path, ec);
@@ -97,7 +98,10 @@ XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std:
   pugi::xml_node element = doc_.document_element();
   for (pugi::xml_node node = doc_.first_child(); node; node = node.next_sibling()) {
     if (node.type() == pugi::node_doctype) {
-      fail(node, "DOCTYPE refused: a report needs no DTD, and entities declared in one are never expanded");
+      bool internal_subset = std::string_view(node.value()).find('[') != std::string_view::npos;
+      if (doctype == Doctype::kRefuse || internal_subset) {
+        fail(node, "DOCTYPE refused: a report needs no DTD, and entities declared in one are never expanded");
+      }
     }
     if (node.type() == pugi::node_element && node != element) {
       fail(node, fmt::format("a second root element <{}> (two reports written into one file?)", node.name()));

@@ -20,12 +20,19 @@ namespace testfleet::reports {
 // would take the memory of every other group.
 inline constexpr std::uintmax_t kMaxXmlInputBytes = std::uintmax_t{1} << 30;
 
+// Whether a DOCTYPE naming an external DTD only (Cobertura's `<!DOCTYPE coverage SYSTEM "...dtd">`, which
+// gcovr and Java tools write) is accepted. The DTD is never fetched either way; a DOCTYPE with an internal
+// subset (where entities are declared) is always refused.
+enum class Doctype { kRefuse, kAllowExternal };
+
 class XmlInput {
  public:
   // Parses `path`; throws UsageError "path:line:column: what" when it cannot be read, is larger than
-  // kMaxXmlInputBytes, is empty, malformed or truncated, has a DOCTYPE, two root elements, an attribute
-  // given twice (pugixml accepts those; no consumer does), or its root element is none of `roots`.
-  XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots);
+  // kMaxXmlInputBytes, is empty, malformed or truncated, has a DOCTYPE `doctype` refuses, two root
+  // elements, an attribute given twice (pugixml accepts those; no consumer does), or its root element is
+  // none of `roots`.
+  XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots,
+           Doctype doctype = Doctype::kRefuse);
   XmlInput(const XmlInput&) = delete;
   XmlInput& operator=(const XmlInput&) = delete;
 
