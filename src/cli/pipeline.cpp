@@ -61,6 +61,15 @@ std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const Ru
   throw UsageError(fmt::format("unknown runner '{}' (expected auto, pytest or generic)", kind));
 }
 
+util::EnvVars with_variables(util::EnvVars host, const util::EnvVars& variables) {
+  for (const auto& [key, value] : variables) {
+    auto existing = host.find(key);
+    bool extend = existing != host.end() && !existing->second.empty() && (key == "PYTHONPATH" || key == "PYTEST_PLUGINS");
+    host[key] = extend ? value + (key == "PYTHONPATH" ? ":" : ",") + existing->second : value;
+  }
+  return host;
+}
+
 std::vector<std::string> discover(const runners::Runner& runner, environments::Backend& backend,
                                   const RunContext& context, ui::StatusPrinter& printer) {
   environments::GroupSlot slot;
@@ -76,14 +85,12 @@ std::vector<std::string> discover(const runners::Runner& runner, environments::B
   runners::Command command = runner.collect_command(paths);
   util::SpawnSpec spec;
   spec.cwd = context.cwd;
-  util::EnvVars env = util::current_environment();
   if (environment->variables_in_host_environment()) {
-    for (const auto& [key, value] : command.variables) env[key] = value;
+    spec.env = with_variables(util::current_environment(), command.variables);
     spec.argv = command.argv;
   } else {
     spec.argv = environment->wrap_command(command.argv, command.variables);
   }
-  spec.env = env;
   printer.line(fmt::format("collecting tests: {}", util::shell_join(command.argv)));
   auto start = std::chrono::steady_clock::now();
   util::CommandResult result;
@@ -155,7 +162,7 @@ std::string format_plan(const planning::Plan& plan, const std::string& format) {
     return document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   if (format != "text") throw UsageError(fmt::format("unknown format '{}' (expected text or json)", format));
-  std::string out = fmt::format("{} tests in {} groups ({}), {} estimated in all; makespan ~{} (lower bound {})\n",
+  std::string out = fmt::format("{} tests in {} groups ({}), {} of tests in all; makespan ~{} (lower bound {})\n",
                                 plan.tests.size(), plan.groups.size(), planning::to_string(plan.algorithm),
                                 util::format_duration(plan.total_seconds()),
                                 util::format_duration(plan.makespan_seconds()),

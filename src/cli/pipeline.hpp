@@ -27,6 +27,10 @@ RunContext make_context(const RunOptions& options);
 std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const RunContext& context);
 std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, const RunContext& context);
 
+// The host environment with `variables` set on top; search paths (PYTHONPATH, PYTEST_PLUGINS) are
+// extended rather than replaced, so the user's own still count.
+util::EnvVars with_variables(util::EnvVars host, const util::EnvVars& variables);
+
 // Lists the tests in the backend's discovery environment.
 std::vector<std::string> discover(const runners::Runner& runner, environments::Backend& backend,
                                   const RunContext& context, ui::StatusPrinter& printer);

@@ -323,18 +323,12 @@ int run_tests(const RunOptions& options) {
     job.log_file = group.paths.host_dir / "output.log";
     job.planned_tests = group.test_ids.size();
     job.estimate_seconds = plan.groups[g].seconds;
-    job.env = host;
     if (environment.variables_in_host_environment()) {
       job.argv = command.argv;
-      for (const auto& [key, value] : variables) {
-        // Search paths are extended, not replaced: the user's own PYTHONPATH and plugins still count.
-        auto existing = host.find(key);
-        bool extend = existing != host.end() && !existing->second.empty() && command.variables.count(key) > 0 &&
-                      (key == "PYTHONPATH" || key == "PYTEST_PLUGINS");
-        job.env[key] = extend ? value + (key == "PYTHONPATH" ? ":" : ",") + existing->second : value;
-      }
+      job.env = with_variables(host, variables);
     } else {
       job.argv = environment.wrap_command(command.argv, variables);
+      job.env = host;
     }
     if (runner->streams_progress()) {
       const runners::Runner* r = runner.get();

@@ -37,6 +37,29 @@ reports::Outcome outcome_from(std::string_view text) {
   return reports::Outcome::kPassed;
 }
 
+// pytest's bin_xml_escape as it behaves (its character class is mistyped, so every character above U+FFFD is
+// "illegal" too): such characters become the text "#xHH" or "#xHHHH" in a testcase name.
+std::string pytest_xml_escape(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    auto byte = static_cast<unsigned char>(text[i]);
+    std::size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xE ? 3 : (byte >> 3) == 0x1E ? 4 : 1;
+    if (i + length > text.size()) length = 1;
+    char32_t code = length == 1 ? byte : byte & (0x7F >> length);
+    for (std::size_t k = 1; k < length; ++k) code = (code << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+    bool legal = code == 0x09 || code == 0x0A || code == 0x0D || (code >= 0x20 && code <= 0x7E) ||
+                 (code >= 0x80 && code <= 0xD7FF) || (code >= 0xE000 && code <= 0xFFFD);
+    if (legal) {
+      out.append(text, i, length);
+    } else {
+      out += code <= 0xFF ? fmt::format("#x{:02X}", static_cast<unsigned>(code))
+                          : fmt::format("#x{:04X}", static_cast<unsigned>(code));
+    }
+    i += length;
+  }
+  return out;
+}
+
 }  // namespace
 
 bool is_pytest_command(const std::vector<std::string>& argv) {
@@ -72,7 +95,7 @@ reports::JUnitKey pytest_junit_key(const std::string& nodeid, const std::string&
   names.back() += params;
   std::vector<std::string> classnames(names.begin(), names.end() - 1);
   if (!prefix.empty()) classnames.insert(classnames.begin(), prefix);
-  return {util::join(classnames, "."), names.back()};
+  return {util::join(classnames, "."), pytest_xml_escape(names.back())};
 }
 
 PytestRunner::PytestRunner(std::vector<std::string> argv, const std::filesystem::path& cwd) {

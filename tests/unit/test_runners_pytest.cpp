@@ -14,6 +14,8 @@ TEST(PytestJUnitKey, MatchesPytestsMangling) {
   key = pytest_junit_key("test_top.py::test_f");
   EXPECT_EQ(key.classname, "test_top");
   EXPECT_EQ(key.name, "test_f");
+  // As pytest writes them: characters above U+FFFD and control characters become "#x..." text.
+  EXPECT_EQ(pytest_junit_key("t.py::test[emoji \U0001F680 \x07 \u00e9]").name, "test[emoji #x1F680 #x07 \u00e9]");
   key = pytest_junit_key("a.py::T::test", "prefix");
   EXPECT_EQ(key.classname, "prefix.a.T");
 }
