@@ -1,0 +1,378 @@
+#include "environments/native_server.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "util/error.hpp"
+#include "util/files.hpp"
+#include "util/strings.hpp"
+
+namespace testfleet::environments {
+namespace {
+
+using util::Clock;
+
+const util::IpAddress& loopback() {
+  static const util::IpAddress address = *util::IpAddress::parse("127.0.0.1");
+  return address;
+}
+
+std::optional<ServerUser> lookup_user(const std::filesystem::path& passwd_file, std::string_view name) {
+  std::ifstream in(passwd_file);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields = util::split(line, ':');
+    if (fields.size() < 4 || fields[0] != name) continue;
+    char* end = nullptr;
+    unsigned long uid = std::strtoul(fields[2].c_str(), &end, 10);
+    if (*end != '\0') continue;
+    unsigned long gid = std::strtoul(fields[3].c_str(), &end, 10);
+    if (*end != '\0') continue;
+    return ServerUser{static_cast<uid_t>(uid), static_cast<gid_t>(gid), std::string(name)};
+  }
+  return std::nullopt;
+}
+
+std::uint32_t read32(std::string_view data, std::size_t offset) {
+  return (static_cast<std::uint32_t>(static_cast<std::uint8_t>(data[offset])) << 24) |
+         (static_cast<std::uint32_t>(static_cast<std::uint8_t>(data[offset + 1])) << 16) |
+         (static_cast<std::uint32_t>(static_cast<std::uint8_t>(data[offset + 2])) << 8) |
+         static_cast<std::uint32_t>(static_cast<std::uint8_t>(data[offset + 3]));
+}
+
+void append32(std::string& out, std::uint32_t value) {
+  out.push_back(static_cast<char>(value >> 24));
+  out.push_back(static_cast<char>((value >> 16) & 0xFF));
+  out.push_back(static_cast<char>((value >> 8) & 0xFF));
+  out.push_back(static_cast<char>(value & 0xFF));
+}
+
+std::string postgres_startup_message() {
+  std::string body;
+  append32(body, 196608);  // protocol 3.0
+  // The implicit terminating NUL of the literal is the empty name that ends the parameter list.
+  static constexpr char kParameters[] = "user\0postgres\0database\0postgres\0application_name\0testfleet\0";
+  body.append(kParameters, sizeof kParameters);
+  std::string message;
+  append32(message, static_cast<std::uint32_t>(body.size() + 4));
+  return message + body;
+}
+
+// The fields of an ErrorResponse body: 'C' the SQLSTATE, 'M' the message.
+std::string error_field(std::string_view body, char code) {
+  std::size_t i = 0;
+  while (i < body.size() && body[i] != '\0') {
+    char type = body[i];
+    std::size_t end = body.find('\0', i + 1);
+    if (end == std::string_view::npos) break;
+    if (type == code) return std::string(body.substr(i + 1, end - i - 1));
+    i = end + 1;
+  }
+  return {};
+}
+
+bool looks_like_port_race(std::string_view log) {
+  return log.find("Address already in use") != std::string_view::npos ||
+         log.find("address already in use") != std::string_view::npos;
+}
+
+}  // namespace
+
+ServerUser unprivileged_user(const std::filesystem::path& passwd_file) {
+  if (::geteuid() != 0) return ServerUser{};
+  for (std::string_view name : {"postgres", "nobody"}) {
+    if (std::optional<ServerUser> user = lookup_user(passwd_file, name); user && user->uid != 0u)
+      return *user;
+  }
+  throw InfrastructureError(fmt::format(
+      "running as root, but {} has neither a `postgres` nor a `nobody` user to run servers as (PostgreSQL "
+      "refuses to run as root); install the Debian package postgresql or run testfleet as another user",
+      passwd_file.string()));
+}
+
+void make_owned_dir(const std::filesystem::path& dir, const ServerUser& user, unsigned mode) {
+  if (::mkdir(dir.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+    throw InfrastructureError(fmt::format("cannot create {}: {}", dir.string(), std::strerror(errno)));
+  }
+  // mkdir's mode passes through the umask; the server needs exactly this one.
+  if (::chmod(dir.c_str(), static_cast<mode_t>(mode)) != 0) {
+    throw InfrastructureError(fmt::format("cannot chmod {}: {}", dir.string(), std::strerror(errno)));
+  }
+  if (user.uid && ::chown(dir.c_str(), *user.uid, user.gid.value_or(static_cast<gid_t>(-1))) != 0) {
+    throw InfrastructureError(
+        fmt::format("cannot give {} to user {}: {}", dir.string(), user.name, std::strerror(errno)));
+  }
+}
+
+SpawnThread::SpawnThread() : thread_([this] { loop(); }) {}
+
+SpawnThread::~SpawnThread() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+util::Process SpawnThread::spawn(const util::SpawnSpec& spec) {
+  std::packaged_task<util::Process()> job([&spec] { return util::Process::spawn(spec); });
+  std::future<util::Process> result = job.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+  return result.get();
+}
+
+void SpawnThread::loop() {
+  while (true) {
+    std::packaged_task<util::Process()> job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+  }
+}
+
+ProbeResult probe_tcp(std::uint16_t port, Clock::time_point deadline) {
+  ProbeResult result;
+  result.ready = util::tcp_connect(loopback(), port, deadline, &result.detail).has_value();
+  return result;
+}
+
+ProbeResult probe_postgres(std::uint16_t port, Clock::time_point deadline) {
+  ProbeResult result;
+  std::optional<util::TcpConnection> connection =
+      util::tcp_connect(loopback(), port, deadline, &result.detail);
+  if (!connection) return result;
+  if (!connection->send_all(postgres_startup_message(), deadline, &result.detail)) return result;
+  std::string answer;
+  // One whole message: a type byte, then a length that counts itself.
+  while (answer.size() < 5 || answer.size() < 1 + std::min<std::size_t>(read32(answer, 1), 8192)) {
+    if (!connection->receive_some(answer, deadline, &result.detail)) return result;
+  }
+  char type = answer[0];
+  if (type == 'R' || type == 'v') {
+    if (type == 'R' && read32(answer, 5) == 0)
+      connection->send_all(std::string_view("X\0\0\0\4", 5), deadline, nullptr);
+    result.ready = true;
+    return result;
+  }
+  if (type == 'E') {
+    std::size_t length = std::min<std::size_t>(read32(answer, 1), answer.size() - 1);
+    std::string_view body = std::string_view(answer).substr(5, length >= 4 ? length - 4 : 0);
+    std::string code = error_field(body, 'C');
+    result.detail = error_field(body, 'M');
+    // 57P03 cannot_connect_now: starting up, shutting down, in recovery. Anything else comes from a server
+    // that accepts connections and judged ours (a missing role, too many clients).
+    result.ready = code != "57P03";
+    return result;
+  }
+  result.detail = fmt::format("unexpected answer to a startup message (type '{}')", type);
+  return result;
+}
+
+ProbeResult probe_redis(std::uint16_t port, Clock::time_point deadline) {
+  ProbeResult result;
+  std::optional<util::TcpConnection> connection =
+      util::tcp_connect(loopback(), port, deadline, &result.detail);
+  if (!connection) return result;
+  if (!connection->send_all("*1\r\n$4\r\nPING\r\n", deadline, &result.detail)) return result;
+  std::string answer;
+  while (answer.find("\r\n") == std::string::npos && answer.size() < 4096) {
+    if (!connection->receive_some(answer, deadline, &result.detail)) return result;
+  }
+  std::string line = answer.substr(0, answer.find("\r\n"));
+  result.ready = line == "+PONG" || util::starts_with(line, "-NOAUTH");
+  if (!result.ready) result.detail = fmt::format("PING answered {}", line);
+  return result;
+}
+
+Server::Server(ServerSetup setup) : setup_(std::move(setup)) {
+  placeholders_.dir = setup_.dir.string();
+  placeholders_.group = setup_.group;
+  placeholders_.run_id = setup_.run_id;
+}
+
+Server::~Server() {
+  stop();
+}
+
+void Server::start() {
+  attempts_ = 0;
+  spawn_on_new_ports();
+}
+
+void Server::spawn_on_new_ports() {
+  const ServiceSpec& spec = *setup_.spec;
+  ++attempts_;
+  placeholders_.ports.clear();
+  for (const std::string& port_name : spec.ports)
+    placeholders_.ports.emplace_back(port_name, util::find_free_port());
+
+  util::SpawnSpec spawn;
+  spawn.argv = expand_placeholders(spec.command, placeholders_);
+  spawn.argv.front() = setup_.program.string();
+  util::EnvVars env = util::current_environment();
+  for (const auto& [name, value] : spec.environment) env[name] = expand_placeholders(value, placeholders_);
+  spawn.env = std::move(env);
+  spawn.cwd = setup_.dir;
+  spawn.output = util::OutputMode::kFile;
+  spawn.output_file = setup_.log_file;
+  spawn.die_with_parent = true;
+  spawn.uid = setup_.user.uid;
+  spawn.gid = setup_.user.gid;
+
+  started_ = Clock::now();
+  process_ = setup_.spawner->spawn(spawn);
+  if (setup_.state != nullptr) {
+    setup_.state->add_server(process_.pid(), spec.name, setup_.group);
+    registered_pid_ = process_.pid();
+  }
+}
+
+ProbeResult Server::probe(Clock::time_point deadline, Clock::time_point overall_deadline) {
+  const ServiceSpec& spec = *setup_.spec;
+  switch (spec.readiness) {
+    case ReadinessKind::kTcp:
+      for (const auto& [port_name, port] : placeholders_.ports) {
+        ProbeResult result = probe_tcp(port, deadline);
+        if (!result.ready) {
+          if (placeholders_.ports.size() > 1)
+            result.detail = fmt::format("port {}: {}", port_name, result.detail);
+          return result;
+        }
+      }
+      return ProbeResult{true, {}};
+    case ReadinessKind::kPostgres:
+      return probe_postgres(placeholders_.ports.front().second, deadline);
+    case ReadinessKind::kRedis:
+      return probe_redis(placeholders_.ports.front().second, deadline);
+    case ReadinessKind::kCommand: {
+      util::SpawnSpec check;
+      check.argv = expand_placeholders(spec.ready_command, placeholders_);
+      util::EnvVars env = util::current_environment();
+      for (const auto& [name, value] : variables()) env[name] = value;
+      check.env = std::move(env);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(overall_deadline - Clock::now());
+      util::CommandResult result = util::run_command(check, std::max(left, std::chrono::milliseconds(1000)));
+      if (result.status.success()) return ProbeResult{true, {}};
+      std::string output = std::string(util::trim(util::tail_lines(result.output, 3)));
+      return ProbeResult{false, fmt::format("{} {}{}{}", util::shell_join(check.argv),
+                                            result.timed_out ? "timed out" : result.status.describe(),
+                                            output.empty() ? "" : ": ", output)};
+    }
+  }
+  return ProbeResult{};
+}
+
+void Server::wait_ready(const std::atomic<bool>& cancel) {
+  const ServiceSpec& spec = *setup_.spec;
+  constexpr std::chrono::milliseconds kAttempt{1000};
+  constexpr std::chrono::milliseconds kPause{15};
+  Clock::time_point deadline = started_ + spec.ready_timeout;
+  std::string last_detail;
+  while (true) {
+    if (cancel.load()) {
+      throw InfrastructureError(fmt::format("{}: cancelled while waiting for it to be ready", describe()));
+    }
+    if (std::optional<util::ExitStatus> status = process_.try_wait()) {
+      std::string log = log_tail(40);
+      if (looks_like_port_race(log) && attempts_ < setup_.port_attempts) {
+        std::uint16_t lost = placeholders_.ports.front().second;
+        if (setup_.state != nullptr) setup_.state->remove_server(registered_pid_);
+        std::ofstream(setup_.log_file, std::ios::app)
+            << fmt::format("testfleet: a port of {} was taken (first port {}); starting again on new ports\n",
+                           spec.name, lost);
+        spawn_on_new_ports();
+        deadline = started_ + spec.ready_timeout;
+        continue;
+      }
+      std::string where = placeholders_.ports.empty()
+                              ? std::string()
+                              : fmt::format(" on 127.0.0.1:{}", placeholders_.ports.front().second);
+      throw InfrastructureError(fmt::format("{} ended ({}) before it was ready{}; the end of its output:\n{}",
+                                            spec.name, status->describe(), where, log_tail(20)));
+    }
+    Clock::time_point now = Clock::now();
+    ProbeResult result = probe(std::min(deadline, now + kAttempt), deadline);
+    // A ready answer from a port whose server just died came from someone else's server on that port.
+    if (result.ready && !process_.try_wait()) return;
+    if (!result.ready) last_detail = result.detail;
+    if (Clock::now() >= deadline) {
+      std::string where = placeholders_.ports.empty()
+                              ? std::string()
+                              : fmt::format(" on 127.0.0.1:{}", placeholders_.ports.front().second);
+      throw InfrastructureError(fmt::format(
+          "{} was not ready{} within {} (readiness check: {}; last answer: {}); the end of its output:\n{}",
+          spec.name, where, util::format_duration(std::chrono::duration<double>(spec.ready_timeout).count()),
+          environments::describe(spec.readiness), last_detail.empty() ? "none" : last_detail, log_tail(20)));
+    }
+    std::this_thread::sleep_until(std::min(deadline, Clock::now() + kPause));
+  }
+}
+
+std::vector<std::string> Server::stop() noexcept {
+  std::vector<std::string> failures;
+  try {
+    if (process_.running()) {
+      pid_t pid = process_.pid();
+      process_.signal(setup_.spec->stop_signal);
+      Clock::time_point deadline = Clock::now() + setup_.stop_grace;
+      while (!process_.try_wait() && Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (!process_.try_wait()) process_.terminate(std::chrono::milliseconds(0));
+      // The group outlives its leader when the leader left children behind (a shell's background job).
+      ::kill(-pid, SIGKILL);
+    }
+    if (!setup_.dir.empty()) kill_processes_under(setup_.dir);
+    if (setup_.state != nullptr && registered_pid_ > 0) setup_.state->remove_server(registered_pid_);
+    registered_pid_ = -1;
+  } catch (const std::exception& error) {
+    failures.push_back(fmt::format("{}: {}", describe(), error.what()));
+  }
+  return failures;
+}
+
+std::string Server::describe() const {
+  std::vector<std::string> ports;
+  for (const auto& entry : placeholders_.ports) ports.push_back(fmt::format("127.0.0.1:{}", entry.second));
+  if (ports.empty()) return name();
+  return fmt::format("{} {}", name(), util::join(ports, " "));
+}
+
+util::EnvVars Server::variables() const {
+  util::EnvVars out;
+  if (placeholders_.ports.empty() && !setup_.spec->ports.empty()) return out;
+  for (const auto& [variable, value] : setup_.spec->variables) {
+    out[variable] = expand_placeholders(value, placeholders_);
+  }
+  return out;
+}
+
+std::string Server::log_tail(std::size_t lines) const {
+  std::ifstream in(setup_.log_file, std::ios::binary);
+  if (!in) return "(no output)";
+  // Only the end matters, and a chatty server's log can be large.
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  std::streamoff start = std::max<std::streamoff>(0, size - 16384);
+  in.seekg(start);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string tail = util::tail_lines(text, lines);
+  return tail.empty() ? "(no output)" : tail;
+}
+
+}  // namespace testfleet::environments
