@@ -90,10 +90,10 @@ class NativeEnvironment : public Environment {
 
   std::string describe() const override {
     std::vector<std::string> parts;
-    if (servers_.empty()) {
-      for (const ServiceSpec& spec : run_->options.services) parts.push_back(spec.name);
-    } else {
+    if (ready_.load()) {
       for (const std::unique_ptr<Server>& server : servers_) parts.push_back(server->describe());
+    } else {
+      for (const ServiceSpec& spec : run_->options.services) parts.push_back(spec.name);
     }
     return parts.empty() ? "no services" : util::join(parts, ", ");
   }
@@ -107,10 +107,12 @@ class NativeEnvironment : public Environment {
       teardown();
       throw;
     }
+    ready_ = true;
   }
 
   util::EnvVars variables() const override {
     util::EnvVars out;
+    if (!ready_.load()) return out;
     for (const std::unique_ptr<Server>& server : servers_) {
       for (auto& [name, value] : server->variables()) out[name] = std::move(value);
     }
@@ -118,6 +120,7 @@ class NativeEnvironment : public Environment {
   }
 
   std::vector<std::string> teardown() noexcept override {
+    ready_ = false;
     std::vector<std::string> failures;
     // Last started, first stopped: a service may depend on one started before it.
     for (auto it = servers_.rbegin(); it != servers_.rend(); ++it) {
@@ -166,6 +169,9 @@ class NativeEnvironment : public Environment {
   GroupSlot slot_;
   std::optional<util::TempDir> group_dir_;
   std::vector<std::unique_ptr<Server>> servers_;
+  // Set between a successful provision() and teardown(): only then may describe() and variables(), which a
+  // progress display calls from another thread, read the servers.
+  std::atomic<bool> ready_{false};
 };
 
 class NativeBackend : public Backend {
