@@ -235,6 +235,9 @@ void Server::spawn_on_new_ports() {
   spawn.uid = setup_.user.uid;
   spawn.gid = setup_.user.gid;
 
+  std::error_code ec;
+  std::uintmax_t size = std::filesystem::file_size(setup_.log_file, ec);
+  log_offset_ = ec ? 0 : size;
   started_ = Clock::now();
   process_ = setup_.spawner->spawn(spawn);
   if (setup_.state != nullptr) {
@@ -289,8 +292,7 @@ void Server::wait_ready(const std::atomic<bool>& cancel) {
       throw InfrastructureError(fmt::format("{}: cancelled while waiting for it to be ready", describe()));
     }
     if (std::optional<util::ExitStatus> status = process_.try_wait()) {
-      std::string log = log_tail(40);
-      if (looks_like_port_race(log) && attempts_ < setup_.port_attempts) {
+      if (looks_like_port_race(output_of_this_attempt()) && attempts_ < setup_.port_attempts) {
         std::uint16_t lost = placeholders_.ports.front().second;
         if (setup_.state != nullptr) setup_.state->remove_server(registered_pid_);
         std::ofstream(setup_.log_file, std::ios::app)
@@ -360,6 +362,13 @@ util::EnvVars Server::variables() const {
     out[variable] = expand_placeholders(value, placeholders_);
   }
   return out;
+}
+
+std::string Server::output_of_this_attempt() const {
+  std::ifstream in(setup_.log_file, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(log_offset_));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.size() > 65536 ? text.substr(text.size() - 65536) : text;
 }
 
 std::string Server::log_tail(std::size_t lines) const {

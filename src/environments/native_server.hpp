@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -121,6 +122,8 @@ class Server {
 
  private:
   void spawn_on_new_ports();
+  // What the server wrote since its latest start (the log is appended to across port-race restarts).
+  std::string output_of_this_attempt() const;
   ProbeResult probe(util::Clock::time_point deadline, util::Clock::time_point overall_deadline);
 
   ServerSetup setup_;
@@ -128,6 +131,7 @@ class Server {
   util::Process process_;
   pid_t registered_pid_ = -1;
   int attempts_ = 0;
+  std::uintmax_t log_offset_ = 0;
   util::Clock::time_point started_{};
 };
 
