@@ -13,16 +13,22 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <set>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
 #include "reports/xml_input.hpp"
 #include "util/error.hpp"
-#include "util/files.hpp"
 
 namespace testfleet::reports {
 
@@ -55,19 +61,21 @@ bool is_count_attribute(std::string_view name) {
 
 // "1,234.5" -> 1234.5; anything unreadable, negative or not finite -> nullopt.
 std::optional<double> parse_time(std::string_view text) {
-  std::string digits;
-  digits.reserve(text.size());
-  for (char c : text) {
-    if (c != ',') digits += c;
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  std::string without_commas;
+  if (text.find(',') != std::string_view::npos) {
+    for (char c : text) {
+      if (c != ',') without_commas += c;
+    }
+    text = without_commas;
   }
-  std::string_view trimmed = digits;
-  while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t')) trimmed.remove_prefix(1);
-  while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t')) trimmed.remove_suffix(1);
-  if (trimmed.empty()) return std::nullopt;
-  std::string owned(trimmed);
-  char* end = nullptr;
-  double value = std::strtod(owned.c_str(), &end);
-  if (end != owned.c_str() + owned.size() || !std::isfinite(value) || value < 0) return std::nullopt;
+  if (text.empty()) return std::nullopt;
+  double value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || value < 0) {
+    return std::nullopt;
+  }
   return value;
 }
 
@@ -85,12 +93,32 @@ bool is_not_run_status(std::string_view status) {
 
 // What a testcase element says, by the precedence of publish-unit-test-result-action (error > failure >
 // skipped); Surefire's flaky and rerun elements do not change the outcome.
-TestCaseRecord classify(pugi::xml_node testcase) {
-  TestCaseRecord record;
-  record.classname = testcase.attribute("classname").value();
-  record.name = testcase.attribute("name").value();
-  record.file = testcase.attribute("file").value();
-  record.time = parse_time(testcase.attribute("time").value()).value_or(0.0);
+struct Verdict {
+  Outcome outcome = Outcome::kPassed;
+  bool flaky = false;
+  double time = 0;
+  const char* classname = "";
+  const char* name = "";
+  pugi::xml_node detail;  // the <error>, <failure> or <skipped> that decided
+};
+
+Verdict judge(pugi::xml_node testcase) {
+  Verdict verdict;
+  std::string_view status;
+  // One pass over the attributes: for 200,000 testcases, looking each one up by name shows.
+  for (pugi::xml_attribute attribute = testcase.first_attribute(); attribute;
+       attribute = attribute.next_attribute()) {
+    std::string_view attribute_name = attribute.name();
+    if (attribute_name == "classname") {
+      verdict.classname = attribute.value();
+    } else if (attribute_name == "name") {
+      verdict.name = attribute.value();
+    } else if (attribute_name == "time") {
+      verdict.time = parse_time(attribute.value()).value_or(0.0);
+    } else if (attribute_name == "status") {
+      status = attribute.value();
+    }
+  }
   pugi::xml_node error;
   pugi::xml_node failure;
   pugi::xml_node skipped;
@@ -102,29 +130,37 @@ TestCaseRecord classify(pugi::xml_node testcase) {
     if (name == "skipped" && !skipped) skipped = child;
     if (name == "flakyFailure" || name == "flakyError") flaky = true;
   }
-  pugi::xml_node detail;
   if (error) {
-    record.outcome = Outcome::kError;
-    detail = error;
+    verdict.outcome = Outcome::kError;
+    verdict.detail = error;
   } else if (failure) {
-    record.outcome = Outcome::kFailed;
-    detail = failure;
+    verdict.outcome = Outcome::kFailed;
+    verdict.detail = failure;
   } else if (skipped) {
-    record.outcome = Outcome::kSkipped;
-    detail = skipped;
+    verdict.outcome = Outcome::kSkipped;
+    verdict.detail = skipped;
+  } else if (is_not_run_status(status)) {
+    verdict.outcome = Outcome::kNotRun;
   } else {
-    std::string_view status = testcase.attribute("status").value();
-    if (is_not_run_status(status)) {
-      record.outcome = Outcome::kNotRun;
-      record.message = fmt::format("status={}", status);
-    } else {
-      record.outcome = Outcome::kPassed;
-      record.flaky = flaky;
-    }
+    verdict.flaky = flaky;
   }
-  if (detail) {
-    record.message = detail.attribute("message").value();
-    record.text = element_text(detail);
+  return verdict;
+}
+
+TestCaseRecord record_of(pugi::xml_node testcase, const Verdict& verdict, std::string_view suite) {
+  TestCaseRecord record;
+  record.suite = std::string(suite);
+  record.classname = verdict.classname;
+  record.name = verdict.name;
+  record.file = testcase.attribute("file").value();
+  record.time = verdict.time;
+  record.outcome = verdict.outcome;
+  record.flaky = verdict.flaky;
+  if (verdict.detail) {
+    record.message = verdict.detail.attribute("message").value();
+    record.text = element_text(verdict.detail);
+  } else if (verdict.outcome == Outcome::kNotRun) {
+    record.message = fmt::format("status={}", testcase.attribute("status").value());
   }
   return record;
 }
@@ -144,7 +180,7 @@ class SuiteVisitor {
   virtual void enter_suite(pugi::xml_node suite, std::string_view name) = 0;
   // `case_time`: the sum of the times of the testcases under this suite in this file.
   virtual void leave_suite(pugi::xml_node suite, double case_time) = 0;
-  virtual void testcase(pugi::xml_node testcase, TestCaseRecord record) = 0;
+  virtual void testcase(pugi::xml_node testcase, const Verdict& verdict, std::string_view suite) = 0;
   // <properties>, <system-out>, <system-err> or anything else that is neither a suite nor a testcase.
   virtual void suite_child(pugi::xml_node child) = 0;
 };
@@ -156,10 +192,9 @@ double walk_suite(pugi::xml_node suite, std::string_view name, SuiteVisitor& vis
     if (child.type() != pugi::node_element) continue;
     std::string_view child_name = child.name();
     if (child_name == "testcase") {
-      TestCaseRecord record = classify(child);
-      record.suite = std::string(name);
-      case_time += record.time;
-      visitor.testcase(child, std::move(record));
+      Verdict verdict = judge(child);
+      case_time += verdict.time;
+      visitor.testcase(child, verdict, name);
     } else if (child_name == "testsuite") {
       case_time += walk_suite(child, child.attribute("name").value(), visitor);
     } else {
@@ -193,10 +228,9 @@ void walk_file(const XmlInput& input, SuiteVisitor& visitor) {
   visitor.enter_suite(root, name);
   double case_time = 0;
   for (pugi::xml_node child : root.children("testcase")) {
-    TestCaseRecord record = classify(child);
-    record.suite = name;
-    case_time += record.time;
-    visitor.testcase(child, std::move(record));
+    Verdict verdict = judge(child);
+    case_time += verdict.time;
+    visitor.testcase(child, verdict, name);
   }
   visitor.leave_suite(pugi::xml_node(), case_time);
 }
@@ -205,7 +239,9 @@ class RecordCollector final : public SuiteVisitor {
  public:
   void enter_suite(pugi::xml_node, std::string_view) override {}
   void leave_suite(pugi::xml_node, double) override {}
-  void testcase(pugi::xml_node, TestCaseRecord record) override { records.push_back(std::move(record)); }
+  void testcase(pugi::xml_node testcase, const Verdict& verdict, std::string_view suite) override {
+    records.push_back(record_of(testcase, verdict, suite));
+  }
   void suite_child(pugi::xml_node) override {}
 
   std::vector<TestCaseRecord> records;
@@ -259,6 +295,35 @@ std::string testcase_xml(const TestCaseRecord& record) {
   return xml;
 }
 
+// Holds the serialised testcases in 1 MiB chunks: nothing moves once stored (a growing std::string would
+// copy everything at each doubling and hold twice the size meanwhile), and there is no per-testcase heap
+// block to pay for.
+class Arena {
+ public:
+  std::string_view store(std::string_view text) {
+    if (text.size() > kChunkBytes / 4) {
+      // Large fragments get a block of their own, so the current chunk is not abandoned half-full.
+      large_.push_back(std::make_unique_for_overwrite<char[]>(text.size()));
+      std::memcpy(large_.back().get(), text.data(), text.size());
+      return {large_.back().get(), text.size()};
+    }
+    if (used_ + text.size() > kChunkBytes) {
+      chunks_.push_back(std::make_unique_for_overwrite<char[]>(kChunkBytes));
+      used_ = 0;
+    }
+    char* at = chunks_.back().get() + used_;
+    std::memcpy(at, text.data(), text.size());
+    used_ += text.size();
+    return {at, text.size()};
+  }
+
+ private:
+  static constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+  std::vector<std::unique_ptr<char[]>> chunks_;
+  std::vector<std::unique_ptr<char[]>> large_;
+  std::size_t used_ = kChunkBytes;  // no chunk yet
+};
+
 }  // namespace
 
 std::vector<TestCaseRecord> read_testcases(const std::filesystem::path& path) {
@@ -270,14 +335,21 @@ std::vector<TestCaseRecord> read_testcases(const std::filesystem::path& path) {
 
 struct JUnitMerger::Impl {
   class MergingVisitor;
+
+  // 24 bytes a testcase besides its XML and 12 more in `hashes` and its suite's items: a merge of
+  // 200,000 costs little more than their text.
   struct Case {
-    TestCaseRecord record;
-    std::string xml;
+    const char* xml;  // in `arena`
+    std::uint32_t length;
+    std::uint32_t suite;
+    std::uint32_t source;  // 0 is add_testcase, files count from 1
+    Outcome outcome;
+    bool flaky;
+
+    std::string_view text() const { return {xml, length}; }
   };
-  struct Item {
-    bool is_suite;
-    std::uint32_t index;
-  };
+  // A suite's items: testcases, and nested suites flagged by the top bit.
+  static constexpr std::uint32_t kSuiteItem = 0x80000000u;
   struct Suite {
     std::string name;
     std::vector<std::pair<std::string, std::string>> attributes;  // as first written, counts excluded
@@ -288,7 +360,7 @@ struct JUnitMerger::Impl {
     std::string system_out;
     std::string system_err;
     std::string others;  // any other child element, kept
-    std::vector<Item> items;
+    std::vector<std::uint32_t> items;
     std::unordered_map<std::string, std::uint32_t> children;
   };
   struct Counts {
@@ -301,14 +373,20 @@ struct JUnitMerger::Impl {
 
   // suites[0] is the root: its children are the top-level suites.
   std::vector<Suite> suites{1};
-  std::vector<Case> cases;
+  std::deque<Case> cases;
+  // Hash of (classname, name) of cases[i]: the names are read back from the XML only for equal hashes.
+  std::deque<std::uint64_t> hashes;
+  Arena arena;
+  std::string scratch;  // one testcase serialised, reused
   std::vector<InputProblem> problems;
   std::string root_name;
-  // (classname, name) -> the source it was first seen in; 0 is add_testcase, files count from 1.
-  std::unordered_map<std::string, std::uint32_t> first_source;
-  std::unordered_set<std::string> duplicate_keys;
-  std::vector<std::pair<std::string, std::string>> duplicates;
   std::uint32_t sources = 0;
+
+  static std::uint64_t identity_hash(std::string_view classname, std::string_view name) {
+    std::uint64_t a = std::hash<std::string_view>{}(classname);
+    std::uint64_t b = std::hash<std::string_view>{}(name);
+    return a ^ (b + 0x9e3779b97f4a7c15ull + (a << 6) + (a >> 2));
+  }
 
   std::uint32_t child_suite(std::uint32_t parent, std::string_view name) {
     auto found = suites[parent].children.find(std::string(name));
@@ -317,27 +395,43 @@ struct JUnitMerger::Impl {
     suites.emplace_back();
     suites.back().name = std::string(name);
     suites[parent].children.emplace(std::string(name), index);
-    suites[parent].items.push_back({true, index});
+    suites[parent].items.push_back(index | kSuiteItem);
     return index;
   }
 
-  void add_case(std::uint32_t suite, std::uint32_t source, TestCaseRecord record, std::string xml) {
-    std::string key = record.classname;
-    key += '\0';
-    key += record.name;
-    auto [it, inserted] = first_source.emplace(key, source);
-    if (!inserted && it->second != source && duplicate_keys.insert(key).second) {
-      duplicates.emplace_back(record.classname, record.name);
+  void add_case(std::uint32_t suite, std::uint32_t source, std::string_view classname, std::string_view name,
+                const Verdict& verdict, std::string_view xml) {
+    auto index = static_cast<std::uint32_t>(cases.size());
+    if (index >= kSuiteItem) throw UsageError("more than 2^31 testcases to merge");
+    hashes.push_back(identity_hash(classname, name));
+    suites[suite].items.push_back(index);
+    std::string_view stored = arena.store(xml);
+    cases.push_back({stored.data(), static_cast<std::uint32_t>(stored.size()), suite, source, verdict.outcome,
+                     verdict.flaky});
+  }
+
+  // The testcase as read back from its stored XML; outcome and flakiness as judged when it was read (a
+  // not-run testcase was given a <skipped> on the way).
+  TestCaseRecord record(const Case& stored) const {
+    pugi::xml_document doc;
+    doc.load_buffer(stored.xml, stored.length, pugi::parse_default);
+    pugi::xml_node node = doc.first_child();
+    Verdict verdict = judge(node);
+    verdict.outcome = stored.outcome;
+    verdict.flaky = stored.flaky;
+    TestCaseRecord result = record_of(node, verdict, suites[stored.suite].name);
+    if (stored.outcome == Outcome::kNotRun) {
+      result.message = fmt::format("status={}", node.attribute("status").value());
+      result.text.clear();
     }
-    suites[suite].items.push_back({false, static_cast<std::uint32_t>(cases.size())});
-    cases.push_back({std::move(record), std::move(xml)});
+    return result;
   }
 
   Counts count(std::uint32_t suite, std::vector<Counts>& counts) const {
     Counts total;
-    for (const Item& item : suites[suite].items) {
-      if (item.is_suite) {
-        Counts nested = count(item.index, counts);
+    for (std::uint32_t item : suites[suite].items) {
+      if (item & kSuiteItem) {
+        Counts nested = count(item & ~kSuiteItem, counts);
         total.tests += nested.tests;
         total.failures += nested.failures;
         total.errors += nested.errors;
@@ -346,7 +440,7 @@ struct JUnitMerger::Impl {
         continue;
       }
       ++total.tests;
-      switch (cases[item.index].record.outcome) {
+      switch (cases[item].outcome) {
         case Outcome::kPassed:
           break;
         case Outcome::kFailed:
@@ -368,8 +462,9 @@ struct JUnitMerger::Impl {
     return total;
   }
 
-  void write_suite(std::string& out, std::uint32_t index, const std::vector<Counts>& counts,
+  void write_suite(ReportWriter& writer, std::uint32_t index, const std::vector<Counts>& counts,
                    int depth) const {
+    std::string& out = writer.buffer();
     const Suite& suite = suites[index];
     const Counts& c = counts[index];
     std::string indent(static_cast<std::size_t>(depth) * 2, ' ');
@@ -387,14 +482,15 @@ struct JUnitMerger::Impl {
     if (!suite.properties.empty()) {
       out += indent + "  <properties>" + suite.properties + "</properties>\n";
     }
-    for (const Item& item : suite.items) {
-      if (item.is_suite) {
-        write_suite(out, item.index, counts, depth + 1);
+    for (std::uint32_t item : suite.items) {
+      if (item & kSuiteItem) {
+        write_suite(writer, item & ~kSuiteItem, counts, depth + 1);
       } else {
         out += indent;
         out += "  ";
-        out += cases[item.index].xml;
+        out += cases[item].text();
         out += '\n';
+        writer.maybe_flush();
       }
     }
     if (!suite.others.empty()) out += indent + "  " + suite.others + "\n";
@@ -409,14 +505,15 @@ struct JUnitMerger::Impl {
       out += "</system-err>\n";
     }
     out += indent + "</testsuite>\n";
+    writer.maybe_flush();
   }
 
   void collect(std::uint32_t suite, std::vector<TestCaseRecord>& out) const {
-    for (const Item& item : suites[suite].items) {
-      if (item.is_suite) {
-        collect(item.index, out);
+    for (std::uint32_t item : suites[suite].items) {
+      if (item & kSuiteItem) {
+        collect(item & ~kSuiteItem, out);
       } else {
-        out.push_back(cases[item.index].record);
+        out.push_back(record(cases[item]));
       }
     }
   }
@@ -455,17 +552,18 @@ class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
     stack_.pop_back();
   }
 
-  void testcase(pugi::xml_node testcase, TestCaseRecord record) override {
+  void testcase(pugi::xml_node testcase, const Verdict& verdict, std::string_view) override {
     pugi::xml_attribute time = testcase.attribute("time");
     if (time && std::string_view(time.value()).find(',') != std::string_view::npos) {
-      time.set_value(fmt::format("{}", record.time).c_str());
+      time.set_value(fmt::format("{}", verdict.time).c_str());
     }
-    if (record.outcome == Outcome::kNotRun) {
-      testcase.append_child("skipped").append_attribute("message").set_value(record.message.c_str());
+    if (verdict.outcome == Outcome::kNotRun) {
+      std::string message = fmt::format("status={}", testcase.attribute("status").value());
+      testcase.append_child("skipped").append_attribute("message").set_value(message.c_str());
     }
-    std::string xml;
-    append_element(xml, testcase);
-    merger_.add_case(stack_.back(), source_, std::move(record), std::move(xml));
+    merger_.scratch.clear();
+    append_element(merger_.scratch, testcase);
+    merger_.add_case(stack_.back(), source_, verdict.classname, verdict.name, verdict, merger_.scratch);
   }
 
   void suite_child(pugi::xml_node child) override {
@@ -515,19 +613,22 @@ bool JUnitMerger::add_file(const std::filesystem::path& path) {
 
 void JUnitMerger::add_testcase(const std::string& suite, const TestCaseRecord& record) {
   std::uint32_t index = impl_->child_suite(0, suite);
-  TestCaseRecord copy = record;
-  copy.suite = suite;
   impl_->suites[index].time += record.time;
-  std::string xml = testcase_xml(copy);
-  impl_->add_case(index, 0, std::move(copy), std::move(xml));
+  Verdict verdict;
+  verdict.outcome = record.outcome;
+  verdict.flaky = record.flaky;
+  verdict.time = record.time;
+  impl_->add_case(index, 0, record.classname, record.name, verdict, testcase_xml(record));
 }
 
 void JUnitMerger::write(const std::filesystem::path& out, std::optional<double> wall_time) const {
   std::vector<Impl::Counts> counts(impl_->suites.size());
   Impl::Counts total = impl_->count(0, counts);
   double time = 0;
-  for (const Impl::Item& item : impl_->suites[0].items) time += impl_->suites[item.index].time;
-  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites";
+  for (std::uint32_t item : impl_->suites[0].items) time += impl_->suites[item & ~Impl::kSuiteItem].time;
+  ReportWriter writer(out);
+  std::string& xml = writer.buffer();
+  xml += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites";
   if (!impl_->root_name.empty()) append_attribute(xml, "name", impl_->root_name);
   append_attribute(xml, "tests", std::to_string(total.tests));
   append_attribute(xml, "failures", std::to_string(total.failures));
@@ -535,9 +636,10 @@ void JUnitMerger::write(const std::filesystem::path& out, std::optional<double> 
   append_attribute(xml, "skipped", std::to_string(total.skipped));
   append_attribute(xml, "time", format_time(wall_time.value_or(time)));
   xml += ">\n";
-  for (const Impl::Item& item : impl_->suites[0].items) impl_->write_suite(xml, item.index, counts, 1);
-  xml += "</testsuites>\n";
-  util::write_file_atomic(out, xml);
+  for (std::uint32_t item : impl_->suites[0].items)
+    impl_->write_suite(writer, item & ~Impl::kSuiteItem, counts, 1);
+  writer.buffer() += "</testsuites>\n";
+  writer.commit();
 }
 
 const std::vector<InputProblem>& JUnitMerger::problems() const {
@@ -559,12 +661,48 @@ Totals JUnitMerger::totals() const {
   totals.failures = total.failures;
   totals.errors = total.errors;
   totals.skipped = total.skipped;
-  for (const Impl::Item& item : impl_->suites[0].items) totals.time += impl_->suites[item.index].time;
+  for (std::uint32_t item : impl_->suites[0].items)
+    totals.time += impl_->suites[item & ~Impl::kSuiteItem].time;
   return totals;
 }
 
 std::vector<std::pair<std::string, std::string>> JUnitMerger::duplicates() const {
-  return impl_->duplicates;
+  std::vector<std::uint32_t> order(impl_->cases.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  const std::deque<std::uint64_t>& hashes = impl_->hashes;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return std::tie(hashes[a], a) < std::tie(hashes[b], b);
+  });
+  // (first index, names) of every duplicate, put back in the order the testcases were added.
+  std::vector<std::pair<std::uint32_t, std::pair<std::string, std::string>>> found;
+  for (std::size_t begin = 0; begin < order.size();) {
+    std::size_t end = begin + 1;
+    bool several_sources = false;
+    while (end < order.size() && hashes[order[end]] == hashes[order[begin]]) {
+      several_sources =
+          several_sources || impl_->cases[order[end]].source != impl_->cases[order[begin]].source;
+      ++end;
+    }
+    if (several_sources) {
+      // Equal hashes: compare the names themselves, read back from the stored testcases.
+      std::map<std::pair<std::string, std::string>, std::pair<std::uint32_t, std::set<std::uint32_t>>> names;
+      for (std::size_t i = begin; i < end; ++i) {
+        TestCaseRecord record = impl_->record(impl_->cases[order[i]]);
+        auto [it, inserted] =
+            names.try_emplace({record.classname, record.name}, order[i], std::set<std::uint32_t>{});
+        it->second.second.insert(impl_->cases[order[i]].source);
+      }
+      for (auto& [pair, seen] : names) {
+        if (seen.second.size() > 1) found.emplace_back(seen.first, pair);
+      }
+    }
+    begin = end;
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::pair<std::string, std::string>> result;
+  result.reserve(found.size());
+  for (auto& [index, pair] : found) result.push_back(std::move(pair));
+  return result;
 }
 
 }  // namespace testfleet::reports

@@ -1,6 +1,8 @@
 #include "reports/xml_input.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -36,6 +38,22 @@ std::string describe(const pugi::xml_parse_result& result) {
 pugi::xml_attribute duplicate_attribute(pugi::xml_node element) {
   pugi::xml_attribute first = element.first_attribute();
   if (!first || !first.next_attribute()) return {};
+  // Elements have a handful of attributes: comparing pairs beats hashing until a hostile one has many.
+  std::size_t count = 0;
+  for (pugi::xml_attribute attribute = first; attribute && count <= 16;
+       attribute = attribute.next_attribute()) {
+    ++count;
+  }
+  if (count <= 16) {
+    for (pugi::xml_attribute a = first; a; a = a.next_attribute()) {
+      const char* name = a.name();
+      for (pugi::xml_attribute b = first; b != a; b = b.next_attribute()) {
+        const char* other = b.name();
+        if (other[0] == name[0] && std::strcmp(name, other) == 0) return a;
+      }
+    }
+    return {};
+  }
   std::unordered_set<std::string_view> names;
   for (pugi::xml_attribute attribute = first; attribute; attribute = attribute.next_attribute()) {
     if (!names.insert(attribute.name()).second) return attribute;
@@ -84,14 +102,15 @@ XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std:
   {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
-    buffer_.resize(static_cast<std::size_t>(size));
-    in.read(buffer_.data(), static_cast<std::streamsize>(size));
-    buffer_.resize(static_cast<std::size_t>(in.gcount()));
+    // Not zero-filled first: the read overwrites it, and zeroing a large report costs as much as parsing.
+    buffer_ = std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(size) + 1);
+    in.read(buffer_.get(), static_cast<std::streamsize>(size));
+    size_ = static_cast<std::size_t>(in.gcount());
   }
-  if (buffer_.find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (std::string_view(buffer_.get(), size_).find_first_not_of(" \t\r\n") == std::string_view::npos) {
     throw UsageError(fmt::format("{}:1:1: empty file", path.string()));
   }
-  pugi::xml_parse_result result = doc_.load_buffer_inplace(buffer_.data(), buffer_.size(), kParseOptions);
+  pugi::xml_parse_result result = doc_.load_buffer_inplace(buffer_.get(), size_, kParseOptions);
   if (!result) {
     throw UsageError(fmt::format("{}: {}", file_position(path, result.offset), describe(result)));
   }
@@ -143,7 +162,7 @@ std::string XmlInput::position(pugi::xml_node node) const {
   // offset_debug points at the name; the reader wants the '<' (or '<!' of a DOCTYPE).
   if (offset > 0 && node.type() == pugi::node_element) offset -= 1;
   if (offset > 0 && node.type() == pugi::node_doctype) {
-    std::size_t start = buffer_.rfind("<!", static_cast<std::size_t>(offset));
+    std::size_t start = std::string_view(buffer_.get(), size_).rfind("<!", static_cast<std::size_t>(offset));
     if (start != std::string::npos) offset = static_cast<std::ptrdiff_t>(start);
   }
   return file_position(path_, offset);
@@ -296,6 +315,50 @@ void append_element(std::string& out, pugi::xml_node element) {
     }
     if (node == element) break;
     node = node.next_sibling();
+  }
+}
+
+ReportWriter::ReportWriter(const std::filesystem::path& path)
+    : path_(path), temp_(path.string() + fmt::format(".tmp.{}", ::getpid())) {
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw InfrastructureError(fmt::format("cannot write {}: {}", temp_.string(), std::strerror(errno)));
+  }
+  buffer_.reserve(kBufferBytes);
+}
+
+ReportWriter::~ReportWriter() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(temp_.c_str());
+  }
+}
+
+void ReportWriter::flush() {
+  std::size_t done = 0;
+  while (done < buffer_.size()) {
+    ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      throw InfrastructureError(fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
+    done += static_cast<std::size_t>(n);
+  }
+  buffer_.clear();
+}
+
+void ReportWriter::commit() {
+  flush();
+  int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) {
+    int saved = errno;
+    ::unlink(temp_.c_str());
+    throw InfrastructureError(fmt::format("cannot write {}: {}", path_.string(), std::strerror(saved)));
+  }
+  if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+    int saved = errno;
+    ::unlink(temp_.c_str());
+    throw InfrastructureError(fmt::format("cannot write {}: {}", path_.string(), std::strerror(saved)));
   }
 }
 

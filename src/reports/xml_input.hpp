@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
 #include <pugixml.hpp>
 #include <string>
 #include <string_view>
@@ -48,7 +49,8 @@ class XmlInput {
   void check_attributes(pugi::xml_node root) const;
 
   std::filesystem::path path_;
-  std::string buffer_;  // parsed in place: the document points into it
+  std::unique_ptr<char[]> buffer_;  // parsed in place: the document points into it
+  std::size_t size_ = 0;
   pugi::xml_document doc_;
 };
 
@@ -64,5 +66,33 @@ void append_escaped(std::string& out, std::string_view text, bool attribute);
 // Appends an element and everything under it as XML (no indentation), escaped by append_escaped. Walks
 // iteratively: a hostile file nested a million deep must not overflow the stack.
 void append_element(std::string& out, pugi::xml_node element);
+
+// A merged report written as it is produced, through a 1 MiB buffer, into a temporary file beside `path`
+// that commit() renames over it: a reader (or a run killed half-way) never sees half a report, and the
+// result never needs to be in memory whole. Destroyed without commit(), it removes the temporary file.
+// Throws InfrastructureError naming the path when it cannot write.
+class ReportWriter {
+ public:
+  explicit ReportWriter(const std::filesystem::path& path);
+  ~ReportWriter();
+  ReportWriter(const ReportWriter&) = delete;
+  ReportWriter& operator=(const ReportWriter&) = delete;
+
+  // The buffer to append to; call maybe_flush() after each piece.
+  std::string& buffer() { return buffer_; }
+  void maybe_flush() {
+    if (buffer_.size() >= kBufferBytes) flush();
+  }
+  void commit();
+
+ private:
+  static constexpr std::size_t kBufferBytes = std::size_t{1} << 20;
+  void flush();
+
+  std::filesystem::path path_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+  std::string buffer_;
+};
 
 }  // namespace testfleet::reports

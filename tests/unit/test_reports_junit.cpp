@@ -374,9 +374,9 @@ TEST_P(JUnitGoldenTest, MergedOutputIsTheReviewedOne) {
 INSTANTIATE_TEST_SUITE_P(Producers, JUnitGoldenTest,
                          ::testing::Values("pytest", "gotestsum", "go-junit-report", "jest-junit", "surefire",
                                            "ctest", "nested"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
                            std::string name;
-                           for (char c : info.param)
+                           for (char c : param_info.param)
                              name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
                            return name;
                          });
@@ -555,6 +555,28 @@ TEST_F(JUnitTest, DeepElementsInsideATestcaseAreCopiedWithoutRecursion) {
   ASSERT_TRUE(merger.add_file(write("deep.xml", deep)));
   merger.write(out_);
   EXPECT_EQ(merger.totals().tests, 1u);
+}
+
+TEST_F(JUnitTest, LargeAndSmallTestcasesInterleavedKeepTheirText) {
+  // Stored testcases live in chunks; big ones in blocks of their own: both must come back intact.
+  std::string xml = "<testsuite name=\"s\">";
+  for (int i = 0; i < 40; ++i) {
+    std::string output(i % 3 == 0 ? 700000 : 30000, static_cast<char>('a' + i % 26));
+    xml += "<testcase classname=\"c\" name=\"t" + std::to_string(i) + "\"><failure message=\"m" +
+           std::to_string(i) + "\">" + output + "</failure></testcase>";
+  }
+  xml += "</testsuite>";
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(write("large.xml", xml)));
+  merger.write(out_);
+  std::vector<TestCaseRecord> records = read_testcases(out_);
+  ASSERT_EQ(records.size(), 40u);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(records[i].name, "t" + std::to_string(i));
+    EXPECT_EQ(records[i].message, "m" + std::to_string(i));
+    EXPECT_EQ(records[i].text, std::string(i % 3 == 0 ? 700000 : 30000, static_cast<char>('a' + i % 26)));
+  }
+  EXPECT_EQ(merger.testcases()[39].text, records[39].text);
 }
 
 TEST_F(JUnitTest, HugeFileIsRefusedBeforeReading) {
