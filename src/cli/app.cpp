@@ -38,19 +38,23 @@ void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::stri
   sub.add_option("--algorithm", o.algorithm, "lpt (longest first into the least loaded group) or chunks")
       ->check(CLI::IsMember({"lpt", "chunks"}));
   sub.add_option("--durations", o.durations,
-                 "pytest-split .test_durations file(s) (default: ./.test_durations when it exists)");
-  sub.add_option("--durations-junit", o.durations_junit, "JUnit XML file(s) of an earlier run to take durations from");
+                 "pytest-split .test_durations file(s) (default: ./.test_durations when it exists)")
+      ->allow_extra_args(false);
+  sub.add_option("--durations-junit", o.durations_junit, "JUnit XML file(s) of an earlier run to take durations from")
+      ->allow_extra_args(false);
   sub.add_option("--runner", o.runner, "auto, pytest or generic");
   sub.add_option("--list-command", o.list_command,
                  "Generic runner: a command printing one test ID per line; the test command then takes "
                  "{tests} or {tests_file}, {junit}, {group}, {groups}, {run_id}");
   sub.add_option("--reports-dir", o.reports_dir, "Where groups' logs and reports go (default: testfleet-reports)");
   sub.add_option("--with", o.services, "Give every group its own server of this kind: postgres, redis, or one "
-                                        "from the configuration (repeatable)");
+                                        "from the configuration (repeatable)")
+      ->allow_extra_args(false);
   sub.add_option("--compose", o.compose_file, "Run every group in its own docker compose project of this file");
   sub.add_option("--service", o.compose_service, "The compose service the tests run in");
   sub.add_flag("--no-build", o.no_build, "Use the compose file's images as they are; build nothing");
-  sub.add_option("--wait", o.waits, "Compose: wait for this HOST:PORT of a sidecar (repeatable)");
+  sub.add_option("--wait", o.waits, "Compose: wait for this HOST:PORT of a sidecar (repeatable)")
+      ->allow_extra_args(false);
   sub.add_option("--config", config_file, "Configuration file (default: testfleet.toml, else [tool.testfleet] "
                                           "in pyproject.toml)");
   sub.add_option("command", o.command, "The test command, after --")->expected(-1);
@@ -71,6 +75,7 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   if (from_config("list-command", "--list-command")) o.list_command = c.list_command;
   if (from_config("reports-dir", "--reports-dir")) o.reports_dir = c.reports_dir;
   if (from_config("with", "--with")) o.services = c.services;
+  o.service_configs = c.service_configs;
   if (from_config("compose", "--compose")) o.compose_file = c.compose_file;
   if (from_config("service", "--service")) o.compose_service = c.compose_service;
   if (from_config("no-build", "--no-build")) o.no_build = c.no_build;

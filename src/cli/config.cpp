@@ -66,6 +66,55 @@ std::vector<std::string> as_strings(const std::filesystem::path& file, const std
   return out;
 }
 
+std::map<std::string, std::string> as_string_map(const std::filesystem::path& file, const std::string& key,
+                                                const toml::node& node) {
+  const auto* table = node.as_table();
+  if (table == nullptr) wrong_type(file, key, node, "a table of strings");
+  std::map<std::string, std::string> out;
+  for (const auto& [name, value] : *table) {
+    out[std::string(name.str())] = as_string(file, key + "." + std::string(name.str()), value);
+  }
+  return out;
+}
+
+// [services.NAME]: command, ports, ready, ready-command, ready-timeout, variables, environment, builtin.
+environments::ServiceConfig service_config(const std::filesystem::path& file, const std::string& name,
+                                           const toml::node& node) {
+  const auto* table = node.as_table();
+  if (table == nullptr) wrong_type(file, "services." + name, node, "a table");
+  environments::ServiceConfig service;
+  service.name = name;
+  service.origin = fmt::format("{} [services.{}]", where(file, node), name);
+  for (const auto& [raw_key, value] : *table) {
+    std::string key(raw_key.str());
+    std::string full = "services." + name + "." + key;
+    if (key == "command") {
+      service.command = value.is_string() ? util::split_command_line(as_string(file, full, value))
+                                          : as_strings(file, full, value);
+    } else if (key == "ports") {
+      service.ports = as_strings(file, full, value);
+    } else if (key == "ready") {
+      service.ready = as_string(file, full, value);
+    } else if (key == "ready-command") {
+      service.ready_command = value.is_string() ? util::split_command_line(as_string(file, full, value))
+                                                : as_strings(file, full, value);
+    } else if (key == "ready-timeout") {
+      service.ready_timeout = as_number(file, full, value);
+    } else if (key == "variables") {
+      service.variables = as_string_map(file, full, value);
+    } else if (key == "environment") {
+      service.environment = as_string_map(file, full, value);
+    } else if (key == "builtin") {
+      service.builtin = as_string(file, full, value);
+    } else {
+      throw UsageError(fmt::format("{}: unknown key '{}' (known: command, ports, ready, ready-command, "
+                                   "ready-timeout, variables, environment, builtin)",
+                                   where(file, value), full));
+    }
+  }
+  return service;
+}
+
 void apply(const std::filesystem::path& file, const toml::table& table, LoadedConfig& config) {
   RunOptions& o = config.options;
   for (const auto& [raw_key, node] : table) {
@@ -97,6 +146,12 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
       o.list_command = as_string(file, key, node);
     } else if (key == "with") {
       o.services = as_strings(file, key, node);
+    } else if (key == "services") {
+      const auto* services = node.as_table();
+      if (services == nullptr) wrong_type(file, key, node, "a table of [services.NAME] tables");
+      for (const auto& [name, service] : *services) {
+        o.service_configs.push_back(service_config(file, std::string(name.str()), service));
+      }
     } else if (key == "compose") {
       o.compose_file = as_string(file, key, node);
     } else if (key == "service") {
@@ -116,7 +171,7 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
     } else {
       throw UsageError(fmt::format(
           "{}: unknown key '{}' (known: groups, algorithm, durations, durations-junit, store-durations, "
-          "reports-dir, timeout, kill-grace, runner, list-command, with, compose, service, no-build, wait, ci, "
+          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, no-build, wait, ci, "
           "progress, command)",
           where(file, node), key));
     }

@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
+#include "environments/native_backend.hpp"
 #include "reports/durations.hpp"
 #include "runners/generic_runner.hpp"
 #include "runners/pytest_runner.hpp"
@@ -191,11 +193,26 @@ std::string format_plan(const planning::Plan& plan, const std::string& format) {
 namespace testfleet::cli {
 
 std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, const RunContext& context) {
-  (void)context;
-  if (!options.compose_file.empty() || !options.services.empty()) {
-    throw UsageError("--compose and --with are not wired into this build yet");
+  if (!options.compose_file.empty()) {
+    throw UsageError("--compose is not wired into this build yet");
   }
-  return std::make_unique<environments::HostBackend>();
+  if (options.services.empty()) return std::make_unique<environments::HostBackend>();
+  environments::NativeOptions native;
+  native.run_id = context.run_id;
+  for (const std::string& name : options.services) {
+    auto configured = std::find_if(options.service_configs.begin(), options.service_configs.end(),
+                                   [&](const environments::ServiceConfig& c) { return c.name == name; });
+    if (configured != options.service_configs.end()) {
+      native.services.push_back(environments::service_from_config(*configured));
+    } else if (std::optional<environments::ServiceSpec> builtin = environments::builtin_service(name)) {
+      native.services.push_back(*builtin);
+    } else {
+      throw UsageError(fmt::format("unknown service '{}': the built-ins are postgres and redis; others are "
+                                   "defined in a [services.{}] table of testfleet.toml",
+                                   name, name));
+    }
+  }
+  return environments::make_native_backend(std::move(native));
 }
 
 }  // namespace testfleet::cli

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "environments/service_spec.hpp"
+
 namespace testfleet::cli {
 
 // Everything `run` and `plan` take, from flags and from configuration (flags win).
@@ -22,6 +24,8 @@ struct RunOptions {
   std::string runner = "auto";  // auto, pytest, generic
   std::string list_command;     // generic runner: the command that lists test IDs
   std::vector<std::string> services;  // --with
+  // [services.NAME] tables: services of the user's own, or built-ins with other settings.
+  std::vector<environments::ServiceConfig> service_configs;
   std::filesystem::path compose_file;
   std::string compose_service;
   bool no_build = false;
