@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
+#include <sstream>
 
 #include "util/error.hpp"
 #include "util/files.hpp"
@@ -75,6 +77,62 @@ std::string error_field(std::string_view body, char code) {
     i = end + 1;
   }
   return {};
+}
+
+// The sockets listening on a TCP port, as /proc/PID/fd names them ("socket:[123]").
+std::set<std::string> listening_sockets(std::uint16_t port) {
+  std::set<std::string> sockets;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      if (!(fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+            inode)) {
+        continue;
+      }
+      std::size_t colon = local.rfind(':');
+      if (state != "0A" || colon == std::string::npos) continue;  // 0A: LISTEN
+      if (std::strtoul(local.c_str() + colon + 1, nullptr, 16) == port)
+        sockets.insert("socket:[" + inode + "]");
+    }
+  }
+  return sockets;
+}
+
+enum class PortHolder { kOurServer, kAnotherProgram, kUnknown };
+
+// Who listens on `port`: a process of the server's process group, or someone else. A port race is
+// otherwise invisible: the readiness check would happily talk to the program that took our port.
+PortHolder port_holder(std::uint16_t port, pid_t group) {
+  std::set<std::string> sockets = listening_sockets(port);
+  if (sockets.empty()) return PortHolder::kUnknown;  // no /proc/net/tcp to read
+  bool looked = false;
+  std::error_code ec;
+  for (const std::filesystem::directory_entry& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::size_t close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(text.substr(close + 1));
+    std::string state;
+    long process_group = 0;
+    if (!(fields >> state >> process_group >> process_group) || process_group != group) continue;
+    std::error_code fd_error;
+    for (const std::filesystem::directory_entry& fd :
+         std::filesystem::directory_iterator(entry.path() / "fd", fd_error)) {
+      looked = true;
+      std::error_code link_error;
+      if (sockets.count(std::filesystem::read_symlink(fd.path(), link_error).string()) != 0) {
+        return PortHolder::kOurServer;
+      }
+    }
+  }
+  return looked ? PortHolder::kAnotherProgram : PortHolder::kUnknown;
 }
 
 bool looks_like_port_race(std::string_view log) {
@@ -247,6 +305,18 @@ void Server::spawn_on_new_ports() {
 }
 
 ProbeResult Server::probe(Clock::time_point deadline, Clock::time_point overall_deadline) {
+  ProbeResult result = probe_once(deadline, overall_deadline);
+  if (!result.ready || setup_.spec->readiness == ReadinessKind::kCommand) return result;
+  for (const auto& [port_name, port] : placeholders_.ports) {
+    if (port_holder(port, process_.pid()) == PortHolder::kAnotherProgram) {
+      return ProbeResult{false, fmt::format("port {} answers, but another program holds it", port)};
+    }
+    if (setup_.spec->readiness != ReadinessKind::kTcp) break;  // the protocol checks use the first port only
+  }
+  return result;
+}
+
+ProbeResult Server::probe_once(Clock::time_point deadline, Clock::time_point overall_deadline) {
   const ServiceSpec& spec = *setup_.spec;
   switch (spec.readiness) {
     case ReadinessKind::kTcp:

@@ -124,7 +124,9 @@ class Server {
   void spawn_on_new_ports();
   // What the server wrote since its latest start (the log is appended to across port-race restarts).
   std::string output_of_this_attempt() const;
+  // The readiness check, refusing an answer from a port that another program took from us.
   ProbeResult probe(util::Clock::time_point deadline, util::Clock::time_point overall_deadline);
+  ProbeResult probe_once(util::Clock::time_point deadline, util::Clock::time_point overall_deadline);
 
   ServerSetup setup_;
   Placeholders placeholders_;

@@ -402,30 +402,68 @@ TEST_F(NativeBackendTest, PostgresLogTailOnFailure) {
       << message;
 }
 
+// A server whose port another program takes first: the thief (its own session, so not the server's process
+// group) listens on {port} before the server binds it, and the server's bind fails with EADDRINUSE, as in
+// a real race. `then` is what the server does next.
+std::vector<std::string> racing_server(const std::string& then) {
+  return {
+      "python3", "-c",
+      "import os, socket, subprocess, sys, time, http.server\n"
+      "port = int(sys.argv[1])\n"
+      "if not os.path.exists('tried'):\n"
+      "    open('tried', 'w').close()\n"
+      "    thief = subprocess.Popen([sys.executable, '-c', 'import socket, sys, time; s = socket.socket(); "
+      "s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(); print(\"stolen\", flush=True); "
+      "time.sleep(20)', "
+      "str(port)], start_new_session=True, stdout=subprocess.PIPE)\n"
+      "    thief.stdout.readline()\n"
+      "    try:\n"
+      "        socket.socket().bind(('127.0.0.1', port))\n"
+      "    except OSError as error:\n"
+      "        print(error, flush=True)\n" +
+          then +
+          "http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port=port, "
+          "bind='127.0.0.1')\n",
+      "{port}"};
+}
+
 TEST_F(NativeBackendTest, LostPortRaceStartsAgainOnAnotherPort) {
-  // The first start loses its port for real: it binds {port} itself, then binds it again as a server would
-  // after someone else took it (EADDRINUSE). The second start serves.
-  ServiceSpec racer = generic(
-      "racer",
-      {"python3", "-c",
-       "import os, socket, sys, http.server\n"
-       "port = int(sys.argv[1])\n"
-       "if not os.path.exists('tried'):\n"
-       "    open('tried', 'w').close()\n"
-       "    taken = socket.socket(); taken.bind(('127.0.0.1', port)); taken.listen()\n"
-       "    socket.socket().bind(('127.0.0.1', port))\n"
-       "http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port=port, bind='127.0.0.1')\n",
-       "{port}"});
+  ServiceSpec racer = generic("racer", racing_server("        sys.exit(1)\n"));
   racer.variables = {{"RACER_PORT", "{port}"}};
   std::unique_ptr<Backend> backend = make_native_backend(options({racer}, "race"));
   backend->prepare(cancel_);
   std::unique_ptr<Environment> environment = backend->create(slot(1, 1, "race"));
   ASSERT_NO_THROW(environment->provision(cancel_));
-  std::string port = environment->variables()["RACER_PORT"];
+  auto port = static_cast<std::uint16_t>(std::stoi(environment->variables()["RACER_PORT"]));
+  // The server answers on its new port: an HTTP server, not the thief that only listens.
+  util::Clock::time_point deadline = util::Clock::now() + 5s;
   std::string error;
-  EXPECT_TRUE(util::can_connect(util::Endpoint{"127.0.0.1", static_cast<std::uint16_t>(std::stoi(port))},
-                                util::Clock::now() + 2s, &error))
-      << error;
+  std::optional<util::TcpConnection> connection =
+      util::tcp_connect(*util::IpAddress::parse("127.0.0.1"), port, deadline, &error);
+  ASSERT_TRUE(connection) << error;
+  ASSERT_TRUE(connection->send_all("GET / HTTP/1.0\r\n\r\n", deadline, &error)) << error;
+  std::string answer;
+  while (connection->receive_some(answer, deadline, &error)) {
+  }
+  EXPECT_TRUE(util::starts_with(answer, "HTTP/1.0 200")) << answer;
+  RunFiles state = read_state(temp_.path() / "state", "race");
+  EXPECT_EQ(environment->teardown(), std::vector<std::string>{});
+  // The thief worked in the service's directory: teardown took it too.
+  EXPECT_EQ(processes_working_in(state.dirs[0]), std::vector<pid_t>{});
+}
+
+TEST_F(NativeBackendTest, AnotherProgramOnOurPortIsNotReadiness) {
+  // The server stays up after losing its port: only the readiness check can tell, and it must not take the
+  // thief's answer for the server's.
+  ServiceSpec stubborn = generic("stubborn", racing_server("        time.sleep(60)\n"));
+  stubborn.ready_timeout = 1500ms;
+  std::unique_ptr<Backend> backend = make_native_backend(options({stubborn}, "stubborn"));
+  backend->prepare(cancel_);
+  std::unique_ptr<Environment> environment = backend->create(slot(1, 1, "stubborn"));
+  std::string message = failure_of(*environment, cancel_);
+  EXPECT_TRUE(util::starts_with(message, "stubborn was not ready on 127.0.0.1:")) << message;
+  EXPECT_NE(message.find("answers, but another program holds it"), std::string::npos) << message;
+  EXPECT_NE(message.find("Address already in use"), std::string::npos) << message;
 }
 
 TEST_F(NativeBackendTest, MissingProgramsNameTheirPackage) {
