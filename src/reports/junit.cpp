@@ -108,14 +108,14 @@ Verdict judge(pugi::xml_node testcase) {
   // One pass over the attributes: for 200,000 testcases, looking each one up by name shows.
   for (pugi::xml_attribute attribute = testcase.first_attribute(); attribute;
        attribute = attribute.next_attribute()) {
-    std::string_view attribute_name = attribute.name();
-    if (attribute_name == "classname") {
+    const char* attribute_name = attribute.name();
+    if (std::strcmp(attribute_name, "classname") == 0) {
       verdict.classname = attribute.value();
-    } else if (attribute_name == "name") {
+    } else if (std::strcmp(attribute_name, "name") == 0) {
       verdict.name = attribute.value();
-    } else if (attribute_name == "time") {
+    } else if (std::strcmp(attribute_name, "time") == 0) {
       verdict.time = parse_time(attribute.value()).value_or(0.0);
-    } else if (attribute_name == "status") {
+    } else if (std::strcmp(attribute_name, "status") == 0) {
       status = attribute.value();
     }
   }
@@ -124,11 +124,11 @@ Verdict judge(pugi::xml_node testcase) {
   pugi::xml_node skipped;
   bool flaky = false;
   for (pugi::xml_node child = testcase.first_child(); child; child = child.next_sibling()) {
-    std::string_view name = child.name();
-    if (name == "error" && !error) error = child;
-    if (name == "failure" && !failure) failure = child;
-    if (name == "skipped" && !skipped) skipped = child;
-    if (name == "flakyFailure" || name == "flakyError") flaky = true;
+    const char* name = child.name();
+    if (!error && std::strcmp(name, "error") == 0) error = child;
+    if (!failure && std::strcmp(name, "failure") == 0) failure = child;
+    if (!skipped && std::strcmp(name, "skipped") == 0) skipped = child;
+    if (std::strcmp(name, "flakyFailure") == 0 || std::strcmp(name, "flakyError") == 0) flaky = true;
   }
   if (error) {
     verdict.outcome = Outcome::kError;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -174,11 +175,13 @@ void XmlInput::fail(pugi::xml_node node, std::string_view message) const {
 
 namespace {
 
-// Length of the valid UTF-8 sequence at text[i] that XML allows, or 0 when the bytes there are not one.
-std::size_t valid_utf8_length(std::string_view text, std::size_t i, std::uint32_t& code) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  unsigned char lead = byte(i);
+// Length of the valid UTF-8 sequence at `at` that XML allows, or 0 when the bytes there are not one. Stops
+// at the first byte that is not a continuation, so it never reads past a terminating NUL; `end` bounds it
+// for text that has none.
+std::size_t valid_utf8_length(const char* at, const char* end) {
+  auto lead = static_cast<unsigned char>(*at);
   std::size_t length = 0;
+  std::uint32_t code = 0;
   std::uint32_t minimum = 0;
   if (lead >= 0xC2 && lead <= 0xDF) {
     length = 2;
@@ -195,10 +198,11 @@ std::size_t valid_utf8_length(std::string_view text, std::size_t i, std::uint32_
   } else {
     return 0;
   }
-  if (i + length > text.size()) return 0;
   for (std::size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3Fu);
+    if (end != nullptr && at + k >= end) return 0;
+    auto byte = static_cast<unsigned char>(at[k]);
+    if ((byte & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (byte & 0x3Fu);
   }
   if (code < minimum || code > 0x10FFFF) return 0;
   if (code >= 0xD800 && code <= 0xDFFF) return 0;
@@ -206,70 +210,81 @@ std::size_t valid_utf8_length(std::string_view text, std::size_t i, std::uint32_
   return length;
 }
 
-}  // namespace
+// Bytes written as they are, in text and in attribute values alike.
+constexpr std::array<bool, 256> kPlainBytes = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x80; ++c) plain[static_cast<std::size_t>(c)] = true;
+  for (char c : {'&', '<', '>', '"'}) plain[static_cast<unsigned char>(c)] = false;
+  return plain;
+}();
 
-void append_escaped(std::string& out, std::string_view text, bool attribute) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    // Fast path: copy the run of bytes that need nothing.
-    std::size_t run = i;
-    while (run < text.size()) {
-      auto c = static_cast<unsigned char>(text[run]);
-      if (c < 0x20 || c >= 0x80 || c == '&' || c == '<' || c == '>' || c == '"') break;
-      ++run;
-    }
-    out.append(text.data() + i, run - i);
-    i = run;
-    if (i >= text.size()) break;
-    auto c = static_cast<unsigned char>(text[i]);
+// `end` null: the text ends at its NUL (pugixml's strings), so no strlen pass is needed first.
+void escape(std::string& out, const char* p, const char* end, bool attribute) {
+  while (true) {
+    const char* run = p;
+    while ((end == nullptr || run < end) && kPlainBytes[static_cast<unsigned char>(*run)]) ++run;
+    out.append(p, static_cast<std::size_t>(run - p));
+    p = run;
+    if (end != nullptr ? p >= end : *p == '\0') return;
+    auto c = static_cast<unsigned char>(*p);
     switch (c) {
       case '&':
         out += "&amp;";
-        ++i;
+        ++p;
         continue;
       case '<':
         out += "&lt;";
-        ++i;
+        ++p;
         continue;
       case '>':
         out += "&gt;";
-        ++i;
+        ++p;
         continue;
       case '"':
         out += attribute ? "&quot;" : "\"";
-        ++i;
+        ++p;
         continue;
       case '\t':
         // A raw tab or newline in an attribute value would be normalised to a space by the reader.
         out += attribute ? "&#9;" : "\t";
-        ++i;
+        ++p;
         continue;
       case '\n':
         out += attribute ? "&#10;" : "\n";
-        ++i;
+        ++p;
         continue;
       case '\r':
         out += "&#13;";
-        ++i;
+        ++p;
         continue;
       default:
         break;
     }
     if (c < 0x20) {
       out += fmt::format("#x{:02X}", c);
-      ++i;
+      ++p;
       continue;
     }
-    std::uint32_t code = 0;
-    std::size_t length = valid_utf8_length(text, i, code);
+    std::size_t length = valid_utf8_length(p, end);
     if (length == 0) {
       out += "\xEF\xBF\xBD";
-      ++i;
+      ++p;
     } else {
-      out.append(text.data() + i, length);
-      i += length;
+      out.append(p, length);
+      p += length;
     }
   }
+}
+
+}  // namespace
+
+void append_escaped(std::string& out, std::string_view text, bool attribute) {
+  if (text.empty()) return;
+  escape(out, text.data(), text.data() + text.size(), attribute);
+}
+
+void append_escaped(std::string& out, const char* text, bool attribute) {
+  escape(out, text, nullptr, attribute);
 }
 
 void append_element(std::string& out, pugi::xml_node element) {

@@ -62,6 +62,8 @@ std::string file_position(const std::filesystem::path& path, std::ptrdiff_t offs
 // does, and bytes that are not UTF-8 as U+FFFD, so that every consumer can parse the result: pugixml itself
 // would write "&#27;", which expat and lxml refuse.
 void append_escaped(std::string& out, std::string_view text, bool attribute);
+// The same for a NUL-terminated string (pugixml's), without measuring it first.
+void append_escaped(std::string& out, const char* text, bool attribute);
 
 // Appends an element and everything under it as XML (no indentation), escaped by append_escaped. Walks
 // iteratively: a hostile file nested a million deep must not overflow the stack.
