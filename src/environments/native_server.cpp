@@ -106,10 +106,22 @@ enum class PortHolder { kOurServer, kAnotherProgram, kUnknown };
 
 // Who listens on `port`: a process of the server's process group, or someone else. A port race is
 // otherwise invisible: the readiness check would happily talk to the program that took our port.
+bool holds_one_of(const std::filesystem::path& process, const std::set<std::string>& sockets, bool* looked) {
+  std::error_code ec;
+  for (const std::filesystem::directory_entry& fd : std::filesystem::directory_iterator(process / "fd", ec)) {
+    *looked = true;
+    std::error_code link_error;
+    if (sockets.count(std::filesystem::read_symlink(fd.path(), link_error).string()) != 0) return true;
+  }
+  return false;
+}
+
 PortHolder port_holder(std::uint16_t port, pid_t group) {
   std::set<std::string> sockets = listening_sockets(port);
   if (sockets.empty()) return PortHolder::kUnknown;  // no /proc/net/tcp to read
   bool looked = false;
+  // Most servers listen in the process we started, the group's leader; a wrapper's child needs the search.
+  if (holds_one_of(fmt::format("/proc/{}", group), sockets, &looked)) return PortHolder::kOurServer;
   std::error_code ec;
   for (const std::filesystem::directory_entry& entry : std::filesystem::directory_iterator("/proc", ec)) {
     std::string name = entry.path().filename().string();
@@ -118,19 +130,13 @@ PortHolder port_holder(std::uint16_t port, pid_t group) {
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
     std::size_t close = text.rfind(')');
     if (close == std::string::npos) continue;
+    // After the command name: state, ppid, pgrp.
     std::istringstream fields(text.substr(close + 1));
     std::string state;
+    long parent = 0;
     long process_group = 0;
-    if (!(fields >> state >> process_group >> process_group) || process_group != group) continue;
-    std::error_code fd_error;
-    for (const std::filesystem::directory_entry& fd :
-         std::filesystem::directory_iterator(entry.path() / "fd", fd_error)) {
-      looked = true;
-      std::error_code link_error;
-      if (sockets.count(std::filesystem::read_symlink(fd.path(), link_error).string()) != 0) {
-        return PortHolder::kOurServer;
-      }
-    }
+    if (!(fields >> state >> parent >> process_group) || process_group != group) continue;
+    if (holds_one_of(entry.path(), sockets, &looked)) return PortHolder::kOurServer;
   }
   return looked ? PortHolder::kAnotherProgram : PortHolder::kUnknown;
 }
