@@ -1,0 +1,153 @@
+"""The native backend end to end: each group its own PostgreSQL and Redis, real servers, nothing left behind."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from conftest import clean_env, copy_fixture, junit_cases, junit_counts, run, wait_for
+
+SERVICES = ["--with", "postgres", "--with", "redis"]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def records(directory):
+    return [json.loads(p.read_text()) for p in sorted(directory.glob("servers-*.json"))]
+
+
+def assert_nothing_left(tmpdir, recorded):
+    assert list(tmpdir.iterdir()) == [], f"left in TMPDIR: {list(tmpdir.iterdir())}"
+    for record in recorded:
+        assert not port_open(record["postgres"]["port"]), record["postgres"]
+        assert not port_open(record["redis"]["tcp_port"]), record["redis"]
+
+
+def reachable_dir(path):
+    """A directory the unprivileged PostgreSQL user can pass through (pytest's tmp_path is 0700 under root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for p in [path, *path.parents]:
+        if str(p) in ("/", "/tmp"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o711)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path):
+    project = copy_fixture("shared-services", tmp_path)
+    reachable_dir(tmp_path / "tmp")
+    (tmp_path / "record").mkdir()
+    return project
+
+
+def env_for(project):
+    base = project.parent
+    return clean_env(TMPDIR=base / "tmp", TESTFLEET_FIXTURE_RECORD_DIR=base / "record")
+
+
+def test_one_shared_pair_breaks_the_tests(testfleet, project):
+    """The problem: pytest-xdist's 4 workers on one PostgreSQL and one Redis (one testfleet group)."""
+    result = run([testfleet, "run", "-n", "1", *SERVICES, "--", "pytest", "-p", "xdist", "-n", "4",
+                  "--junit-xml=unit.xml", "tests"], cwd=project, env=env_for(project))
+    assert result.returncode == 1, result.stdout + result.stderr
+    counts = junit_counts(project / "unit.xml")
+    assert counts["failures"] + counts["errors"] > 0
+
+
+def test_each_group_gets_its_own_servers_and_passes(testfleet, project):
+    result = run([testfleet, "run", "-n", "4", *SERVICES, "--", "pytest", "--junit-xml=unit.xml", "tests"],
+                 cwd=project, env=env_for(project))
+    assert result.returncode == 0, result.stdout + result.stderr
+    cases = junit_cases(project / "unit.xml")
+    assert sum(cases.values()) == 27 and all(outcome == "passed" for _, _, outcome in cases)
+    recorded = records(project.parent / "record")
+    assert sorted(int(r["group"]) for r in recorded) == [1, 2, 3, 4]
+    assert len({r["postgres"]["port"] for r in recorded}) == 4
+    assert len({r["postgres"]["system_identifier"] for r in recorded}) == 4
+    assert len({r["redis"]["run_id"] for r in recorded}) == 4
+    for r in recorded:
+        assert r["environment"]["REDIS_URL"].startswith("redis://127.0.0.1:")
+        assert r["environment"]["PGPORT"] == str(r["postgres"]["port"])
+    assert_nothing_left(project.parent / "tmp", recorded)
+
+
+def test_failed_run_cleans_up_too(testfleet, project):
+    (project / "tests" / "test_zz_fails.py").write_text("def test_fails():\n    assert False\n")
+    result = run([testfleet, "run", "-n", "2", *SERVICES, "--", "pytest", "--junit-xml=unit.xml", "tests"],
+                 cwd=project, env=env_for(project))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert junit_counts(project / "unit.xml")["failures"] == 1
+    assert_nothing_left(project.parent / "tmp", records(project.parent / "record"))
+
+
+def test_interrupted_run_cleans_up(testfleet, project):
+    proc = subprocess.Popen([testfleet, "run", "-n", "3", *SERVICES, "--", "pytest", "--junit-xml=unit.xml",
+                             "tests"], cwd=project, env=env_for(project), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        reports = project / "testfleet-reports"
+        wait_for(lambda: any(p.exists() and '"event": "test"' in p.read_text()
+                             for p in reports.glob("group-*/progress.jsonl")), what="a finished test")
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, output
+    assert junit_counts(project / "unit.xml")["tests"] >= 27
+    assert list((project.parent / "tmp").iterdir()) == []
+
+
+def test_two_runs_at_once_do_not_collide(testfleet, tmp_path):
+    procs = []
+    for name in ("a", "b"):
+        base = tmp_path / name
+        base.mkdir()
+        project = copy_fixture("shared-services", base)
+        reachable_dir(base / "tmp")
+        (base / "record").mkdir()
+        procs.append((project, subprocess.Popen(
+            [testfleet, "run", "-n", "3", *SERVICES, "--", "pytest", "--junit-xml=unit.xml", "tests"],
+            cwd=project, env=env_for(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+    ports = []
+    for project, proc in procs:
+        output, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, output
+        assert junit_counts(project / "unit.xml")["tests"] == 27
+        ports += [r["postgres"]["port"] for r in records(project.parent / "record")]
+    assert len(set(ports)) == 6
+
+
+def test_unknown_service_is_a_usage_error(testfleet, project):
+    result = run([testfleet, "run", "--with", "mongodb", "--", "pytest", "tests"], cwd=project, env=env_for(project))
+    assert result.returncode == 2
+    assert "mongodb" in result.stderr
+
+
+def test_generic_service_from_configuration(testfleet, tmp_path):
+    project = tmp_path / "web"
+    (project / "tests").mkdir(parents=True)
+    (project / "testfleet.toml").write_text(
+        '[services.web]\n'
+        'command = ["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "{port}", "--directory", "{dir}"]\n'
+        'variables = { WEB_URL = "http://127.0.0.1:{port}/" }\n')
+    (project / "tests" / "test_web.py").write_text(
+        "import os, urllib.request\n"
+        "def test_web_answers():\n"
+        "    assert urllib.request.urlopen(os.environ['WEB_URL'], timeout=5).status == 200\n"
+        "def test_web_is_ours():\n"
+        "    assert os.environ['WEB_URL'].startswith('http://127.0.0.1:')\n")
+    reachable_dir(tmp_path / "tmp")
+    result = run([testfleet, "run", "-n", "2", "--with", "web", "--", "pytest", "--junit-xml=unit.xml", "tests"],
+                 cwd=project, env=clean_env(TMPDIR=tmp_path / "tmp"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert junit_counts(project / "unit.xml")["tests"] == 2
+    assert list((tmp_path / "tmp").iterdir()) == []
