@@ -1,0 +1,448 @@
+#include "environments/compose_backend.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "environments/compose_engine.hpp"
+#include "environments/compose_file.hpp"
+#include "util/error.hpp"
+#include "util/files.hpp"
+#include "util/net.hpp"
+#include "util/strings.hpp"
+
+namespace testfleet::environments {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr int kLogLines = 20;
+
+std::string tail_of(const std::string& output, std::size_t lines) {
+  std::string tail(util::trim(util::tail_lines(output, lines)));
+  return tail.empty() ? "(no output)" : tail;
+}
+
+// What prepare() learnt and made, shared read-only by every environment of the run.
+struct ComposeRun {
+  ComposeOptions options;
+  ComposeCommand compose;
+  ComposeModel model;
+  std::filesystem::path project_directory;
+  std::filesystem::path runtime_file;
+  std::vector<std::string> sidecars;
+  std::map<std::string, std::vector<std::uint16_t>> waits;  // service -> ports
+
+  std::vector<std::string> command(const std::string& project, const std::vector<std::string>& args) const {
+    std::vector<std::string> argv = compose.argv;
+    argv.insert(argv.end(), {"-p", project, "-f", runtime_file.string(), "--project-directory",
+                             project_directory.string()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  util::SpawnSpec spec(const std::string& project, const std::vector<std::string>& args) const {
+    return command_spec(command(project, args), project_directory);
+  }
+};
+
+class ComposeEnvironment : public Environment {
+ public:
+  ComposeEnvironment(std::shared_ptr<const ComposeRun> run, GroupSlot slot, std::string project,
+                     std::vector<std::string> sidecars)
+      : run_(std::move(run)),
+        slot_(std::move(slot)),
+        project_(std::move(project)),
+        sidecars_(std::move(sidecars)) {}
+
+  ~ComposeEnvironment() override { teardown(); }
+
+  std::string describe() const override {
+    if (sidecars_.empty())
+      return fmt::format("compose project {} ({} alone)", project_, run_->options.service);
+    return fmt::format("compose project {}: {}", project_, util::join(sidecars_, ", "));
+  }
+
+  void provision(const std::atomic<bool>& cancel) override {
+    std::error_code error;
+    std::filesystem::create_directories(slot_.group_reports_dir, error);
+    if (error) {
+      throw InfrastructureError(
+          fmt::format("cannot create {}: {}", slot_.group_reports_dir.string(), error.message()));
+    }
+    torn_down_ = false;
+    if (sidecars_.empty()) return;
+
+    std::vector<std::string> up = {"up", "-d", "--no-build"};
+    up.insert(up.end(), sidecars_.begin(), sidecars_.end());
+    CancellableResult started =
+        run_cancellable(run_->spec(project_, up), run_->options.ready_timeout + seconds(120), &cancel);
+    if (started.cancelled) throw InfrastructureError(fmt::format("compose project {}: cancelled", project_));
+    if (!started.result.status.success()) {
+      throw InfrastructureError(fmt::format("compose project {}: `up` of {} failed ({}{}):\n{}", project_,
+                                            util::join(sidecars_, ", "), started.result.status.describe(),
+                                            started.result.timed_out ? ", timed out" : "",
+                                            tail_of(started.result.output, 30)));
+    }
+    const Clock::time_point deadline = Clock::now() + run_->options.ready_timeout;
+    for (const std::string& sidecar : sidecars_) await_service(sidecar, deadline, cancel);
+  }
+
+  util::EnvVars variables() const override { return {{"TESTFLEET_COMPOSE_PROJECT", project_}}; }
+
+  std::vector<std::string> wrap_command(const std::vector<std::string>& argv,
+                                        const util::EnvVars& variables) const override {
+    std::vector<std::string> args = {
+        "run", "--rm",
+        "-T",  "--no-deps",
+        "-v",  fmt::format("{}:{}", reports_dir().string(), run_->options.reports_mount.string())};
+    for (const auto& [key, value] : variables) args.insert(args.end(), {"-e", key + "=" + value});
+    args.push_back(run_->options.service);
+    args.insert(args.end(), argv.begin(), argv.end());
+    return run_->command(project_, args);
+  }
+
+  bool variables_in_host_environment() const override { return false; }
+
+  std::filesystem::path path_inside(const std::filesystem::path& host_path) const override {
+    std::filesystem::path relative =
+        std::filesystem::absolute(host_path).lexically_normal().lexically_relative(reports_dir());
+    if (relative.empty() || *relative.begin() == "..") return host_path;
+    if (relative == ".") return run_->options.reports_mount;
+    return run_->options.reports_mount / relative;
+  }
+
+  std::vector<std::string> teardown() noexcept override {
+    if (torn_down_) return {};
+    std::vector<std::string> leftovers;
+    try {
+      CancellableResult down =
+          run_cancellable(run_->spec(project_, {"down", "-v", "--remove-orphans", "-t",
+                                                std::to_string(run_->options.stop_timeout.count())}),
+                          seconds(180), nullptr);
+      // Whatever `down` missed (a `run` container it did not know, a failed `down`) goes by its label.
+      CleanReport swept = remove_compose_projects(project_, true);
+      leftovers = swept.failed;
+      if (!down.result.status.success() && !leftovers.empty()) {
+        leftovers.push_back(fmt::format("compose project {}: `down` failed ({}): {}", project_,
+                                        down.result.status.describe(), tail_of(down.result.output, 5)));
+      }
+    } catch (const std::exception& error) {
+      leftovers.push_back(fmt::format("compose project {}: {}", project_, error.what()));
+    }
+    torn_down_ = leftovers.empty();
+    return leftovers;
+  }
+
+ private:
+  std::filesystem::path reports_dir() const {
+    return std::filesystem::absolute(slot_.run_reports_dir).lexically_normal();
+  }
+
+  [[noreturn]] void fail_not_ready(const std::string& service, const ContainerState& state,
+                                   const std::string& id, const std::string& problem) const {
+    throw InfrastructureError(fmt::format(
+        "compose project {}: sidecar {} (container {}) not ready after {}: {}\nits last log lines:\n{}",
+        project_, service, state.name.empty() ? id.substr(0, 12) : state.name,
+        util::format_duration(static_cast<double>(run_->options.ready_timeout.count())), problem,
+        container_log_tail(id, kLogLines)));
+  }
+
+  void check_cancel(const std::atomic<bool>& cancel) const {
+    if (cancel.load()) throw InfrastructureError(fmt::format("compose project {}: cancelled", project_));
+  }
+
+  // The container's address as seen from this host: on the project's network, or loopback for host mode.
+  std::string address_of(const ContainerState& state) const {
+    if (state.network_mode == "host") return "127.0.0.1";
+    const std::string preferred = project_ + "_default";
+    for (const auto& [network, address] : state.networks) {
+      if (network == preferred && !address.empty()) return address;
+    }
+    for (const auto& [network, address] : state.networks) {
+      if (!address.empty()) return address;
+    }
+    return {};
+  }
+
+  void await_service(const std::string& service, Clock::time_point deadline,
+                     const std::atomic<bool>& cancel) {
+    std::vector<std::string> ids;
+    while (true) {
+      ids = service_container_ids(project_, service);
+      if (!ids.empty()) break;
+      check_cancel(cancel);
+      if (Clock::now() >= deadline) {
+        throw InfrastructureError(
+            fmt::format("compose project {}: `up` left no container for sidecar {}", project_, service));
+      }
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    for (const std::string& id : ids) await_container(service, id, deadline, cancel);
+  }
+
+  void await_container(const std::string& service, const std::string& id, Clock::time_point deadline,
+                       const std::atomic<bool>& cancel) {
+    const ComposeService* spec = run_->model.find(service);
+    std::set<std::uint16_t> explicit_ports;
+    if (auto it = run_->waits.find(service); it != run_->waits.end()) {
+      explicit_ports.insert(it->second.begin(), it->second.end());
+    }
+    std::set<std::uint16_t> open;
+    std::string problem = "not started";
+    while (true) {
+      ContainerState state = inspect_container(id);
+      if (state.status == "exited" || state.status == "dead") {
+        problem = fmt::format("it {} with exit code {}", state.status, state.exit_code);
+        fail_not_ready(service, state, id, problem);
+      }
+      if (state.status == "running") {
+        bool healthy = state.health.empty() || state.health == "healthy";
+        if (!healthy) problem = "its healthcheck says " + state.health;
+        std::set<std::uint16_t> ports = explicit_ports;
+        if (state.health.empty()) {
+          const std::vector<std::uint16_t>& declared =
+              spec != nullptr && !spec->tcp_ports.empty() ? spec->tcp_ports : state.exposed_tcp_ports;
+          ports.insert(declared.begin(), declared.end());
+        }
+        if (healthy && ports_open(state, ports, open, deadline, &problem)) return;
+      } else {
+        problem = "its status is " + state.status;
+      }
+      check_cancel(cancel);
+      if (Clock::now() >= deadline) fail_not_ready(service, state, id, problem);
+      std::this_thread::sleep_for(std::min<Clock::duration>(milliseconds(250), deadline - Clock::now()));
+    }
+  }
+
+  bool ports_open(const ContainerState& state, const std::set<std::uint16_t>& ports,
+                  std::set<std::uint16_t>& open, Clock::time_point deadline, std::string* problem) const {
+    if (ports.empty()) return true;
+    std::string address = address_of(state);
+    if (address.empty()) {
+      *problem = "it has no address on the project network";
+      return false;
+    }
+    for (std::uint16_t port : ports) {
+      if (open.count(port) != 0) continue;
+      std::string error;
+      Clock::time_point attempt = std::min(deadline, Clock::now() + seconds(2));
+      if (!util::can_connect(util::Endpoint{address, port}, attempt, &error)) {
+        *problem = fmt::format("port {} on {}: {}", port, address, error);
+        return false;
+      }
+      open.insert(port);
+    }
+    return true;
+  }
+
+  std::shared_ptr<const ComposeRun> run_;
+  GroupSlot slot_;
+  std::string project_;
+  std::vector<std::string> sidecars_;
+  bool torn_down_ = true;  // nothing to remove until provision() starts something
+};
+
+class ComposeBackend : public Backend {
+ public:
+  explicit ComposeBackend(ComposeOptions options) : options_(std::move(options)) {
+    if (options_.files.empty()) throw UsageError("--compose needs a compose file");
+    if (options_.service.empty()) {
+      throw UsageError("--compose needs --service: the compose service the tests run in");
+    }
+    for (const std::string& wait : options_.waits) waits_.push_back(parse_wait_target(wait));
+    if (!options_.reports_mount.is_absolute()) {
+      throw UsageError(
+          fmt::format("the reports mount '{}' must be an absolute path", options_.reports_mount.string()));
+    }
+  }
+
+  ~ComposeBackend() override { finish(); }
+
+  std::string name() const override { return "compose"; }
+
+  void prepare(const std::atomic<bool>& cancel) override {
+    auto run = std::make_shared<ComposeRun>();
+    run->options = options_;
+    run->compose = detect_compose_command(options_.compose_command);
+    require_docker_engine(seconds(20));
+
+    std::vector<std::string> file_args;
+    std::vector<std::string> file_names;
+    for (const std::filesystem::path& file : options_.files) {
+      std::filesystem::path absolute = std::filesystem::absolute(file).lexically_normal();
+      if (!std::filesystem::is_regular_file(absolute)) {
+        throw UsageError(fmt::format("compose file {} does not exist", file.string()));
+      }
+      file_args.insert(file_args.end(), {"-f", absolute.string()});
+      file_names.push_back(file.string());
+    }
+    run->project_directory =
+        std::filesystem::absolute(options_.files.front()).lexically_normal().parent_path();
+    const std::string origin = util::join(file_names, ", ");
+
+    // `config` resolves what compose itself would run: interpolation, .env, extends, several -f files.
+    std::vector<std::string> config = run->compose.argv;
+    config.insert(config.end(), file_args.begin(), file_args.end());
+    config.insert(config.end(), {"--project-directory", run->project_directory.string(), "config"});
+    CancellableResult resolved =
+        run_cancellable(command_spec(config, run->project_directory), seconds(120), &cancel);
+    if (resolved.cancelled) throw InfrastructureError("cancelled while reading the compose files");
+    if (!resolved.result.status.success()) {
+      throw UsageError(fmt::format("{} is not a valid compose project (`{}` failed, {}):\n{}", origin,
+                                   util::shell_join(config), resolved.result.status.describe(),
+                                   tail_of(resolved.result.output, 20)));
+    }
+    const std::string yaml = strip_compose_warnings(resolved.result.output);
+    run->model = parse_compose_model(yaml, origin);
+
+    run->sidecars = select_sidecars(run->model, options_.service, options_.sidecars);
+    for (const WaitTarget& wait : waits_) {
+      if (run->model.find(wait.service) == nullptr) {
+        throw UsageError(fmt::format("--wait {}:{}: {} has no service '{}'; its services: {}", wait.service,
+                                     wait.port, origin, wait.service,
+                                     util::join(run->model.service_names(), ", ")));
+      }
+      if (wait.service == options_.service) {
+        throw UsageError(fmt::format("--wait {}:{}: '{}' is the test service itself, not a sidecar",
+                                     wait.service, wait.port, wait.service));
+      }
+      if (std::find(run->sidecars.begin(), run->sidecars.end(), wait.service) == run->sidecars.end()) {
+        throw UsageError(fmt::format("--wait {}:{}: '{}' is not started for the tests; the sidecars are: {}",
+                                     wait.service, wait.port, wait.service, util::join(run->sidecars, ", ")));
+      }
+      run->waits[wait.service].push_back(wait.port);
+    }
+
+    std::vector<std::string> roots = run->sidecars;
+    roots.push_back(options_.service);
+    const std::vector<std::string> needed = with_dependencies(run->model, roots);
+    std::map<std::string, std::string> renamed;  // built services without an image name of their own
+    std::vector<std::pair<std::string, std::string>> images;  // (service, image) of every needed service
+    for (const std::string& name : needed) {
+      const ComposeService& service = *run->model.find(name);
+      std::string image = service.image;
+      if (service.builds && image.empty()) {
+        image = runtime_image_name(options_.files.front(), name);
+        renamed[name] = image;
+      }
+      images.emplace_back(name, image);
+    }
+
+    state_dir_.emplace("testfleet-compose-");
+    run->runtime_file = state_dir_->path() / "compose.yml";
+    util::write_file_atomic(run->runtime_file, render_runtime_compose(yaml, renamed, origin));
+
+    for (const auto& [name, image] : images) {
+      const ComposeService& service = *run->model.find(name);
+      if (service.builds && !options_.no_build) {
+        build(*run, name, cancel);
+      } else if (!image_exists(image)) {
+        if (service.builds) {
+          throw InfrastructureError(
+              fmt::format("image {} of service {} does not exist: run once without "
+                          "--no-build to build it",
+                          image, name));
+        }
+        pull(*run, name, image, cancel);
+      }
+    }
+    run_ = std::move(run);
+  }
+
+  std::unique_ptr<Environment> discovery_environment(const GroupSlot& slot) override {
+    return std::make_unique<ComposeEnvironment>(
+        prepared(slot), slot, compose_project_name(slot.run_id, "collect"), std::vector<std::string>{});
+  }
+
+  std::unique_ptr<Environment> create(const GroupSlot& slot) override {
+    return std::make_unique<ComposeEnvironment>(
+        prepared(slot), slot, compose_project_name(slot.run_id, fmt::format("g{}", slot.index)),
+        run_->sidecars);
+  }
+
+  std::vector<std::string> finish() noexcept override {
+    std::vector<std::string> leftovers;
+    std::lock_guard lock(mutex_);
+    // A safety net for environments whose teardown was never reached.
+    for (const std::string& run_id : run_ids_) {
+      try {
+        CleanReport report = remove_compose_projects(compose_project_prefix(run_id), false);
+        leftovers.insert(leftovers.end(), report.failed.begin(), report.failed.end());
+      } catch (const std::exception& error) {
+        leftovers.push_back(error.what());
+      }
+    }
+    run_ids_.clear();
+    if (state_dir_ && !state_dir_->remove()) {
+      leftovers.push_back("directory " + state_dir_->path().string());
+    } else {
+      state_dir_.reset();
+    }
+    return leftovers;
+  }
+
+ private:
+  std::shared_ptr<const ComposeRun> prepared(const GroupSlot& slot) {
+    if (!run_) throw std::logic_error("ComposeBackend: prepare() must run before environments are created");
+    std::lock_guard lock(mutex_);
+    run_ids_.insert(slot.run_id);
+    return run_;
+  }
+
+  void build(const ComposeRun& run, const std::string& service, const std::atomic<bool>& cancel) {
+    // v1's classic builder keeps the containers of failed steps unless told otherwise.
+    std::vector<std::string> args = {"build"};
+    if (run.compose.major_version == 1) args.push_back("--force-rm");
+    args.push_back(service);
+    CancellableResult built =
+        run_cancellable(run.spec("testfleet-build", args), options_.build_timeout, &cancel);
+    if (built.cancelled)
+      throw InfrastructureError(fmt::format("cancelled while building service {}", service));
+    if (!built.result.status.success()) {
+      throw InfrastructureError(fmt::format("building the image of service {} ({}) failed ({}{}):\n{}",
+                                            service, run.model.origin, built.result.status.describe(),
+                                            built.result.timed_out ? ", timed out" : "",
+                                            tail_of(built.result.output, 30)));
+    }
+  }
+
+  void pull(const ComposeRun& run, const std::string& service, const std::string& image,
+            const std::atomic<bool>& cancel) {
+    CancellableResult pulled =
+        run_cancellable(run.spec("testfleet-build", {"pull", service}), options_.build_timeout, &cancel);
+    if (pulled.cancelled) throw InfrastructureError(fmt::format("cancelled while pulling {}", image));
+    if (!pulled.result.status.success() || !image_exists(image)) {
+      throw InfrastructureError(
+          fmt::format("image {} of service {} is not on the Docker engine ({}) and "
+                      "pulling it failed:\n{}",
+                      image, service, docker_host_description(), tail_of(pulled.result.output, 10)));
+    }
+  }
+
+  static bool image_exists(const std::string& image) {
+    return run_docker({"image", "inspect", "--format", "{{.Id}}", image}, seconds(60)).status.success();
+  }
+
+  ComposeOptions options_;
+  std::vector<WaitTarget> waits_;
+  std::shared_ptr<const ComposeRun> run_;
+  std::optional<util::TempDir> state_dir_;
+  std::mutex mutex_;  // environments may be created from several threads
+  std::set<std::string> run_ids_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_compose_backend(ComposeOptions options) {
+  return std::make_unique<ComposeBackend>(std::move(options));
+}
+
+}  // namespace testfleet::environments
