@@ -106,7 +106,7 @@ std::vector<std::string> discover(const runners::Runner& runner, environments::B
   printer.line(fmt::format("collected {} tests in {:.1f}s", ids.size(),
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
   std::vector<std::string> leftovers = environment->teardown();
-  for (const std::string& what : leftovers) printer.line("warning: could not remove " + what);
+  for (const std::string& what : leftovers) printer.line("warning: " + what);
   return ids;
 }
 

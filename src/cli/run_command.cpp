@@ -76,7 +76,7 @@ class Cleanup {
 
   void teardown_environments() {
     for (const std::string& what : execution::teardown_all(environments)) {
-      printer_.line("warning: could not remove " + what);
+      printer_.line("warning: " + what);
     }
     environments.clear();
   }
@@ -84,7 +84,7 @@ class Cleanup {
     if (released_) return;
     released_ = true;
     teardown_environments();
-    for (const std::string& what : backend_.finish()) printer_.line("warning: could not remove " + what);
+    for (const std::string& what : backend_.finish()) printer_.line("warning: " + what);
   }
 
  private:

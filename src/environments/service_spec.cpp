@@ -63,13 +63,14 @@ ServiceSpec postgres_service() {
   spec.name = "postgres";
   spec.kind = ServiceKind::kPostgres;
   // Durability settings off: the data dies with the group, and fsync is most of a test's database time.
+  // TCP only: a Unix socket path may not exceed 107 bytes, which a deep TMPDIR easily does.
   spec.command = {"postgres",
                   "-D",
                   "{dir}/data",
                   "-p",
                   "{port}",
-                  "-k",
-                  "{dir}",
+                  "-c",
+                  "unix_socket_directories=",
                   "-c",
                   "listen_addresses=127.0.0.1",
                   "-c",

@@ -157,10 +157,6 @@ pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spe
       ::_exit(127);
     };
     if (spec.own_process_group && ::setpgid(0, 0) != 0) fail(1);
-    if (spec.die_with_parent) {
-      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(2);
-      if (::getppid() != parent) ::_exit(127);
-    }
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd < 0 || ::dup2(null_fd, 0) < 0) fail(3);
     if (out_fd >= 0 && (::dup2(out_fd, 1) < 0 || ::dup2(out_fd, 2) < 0)) fail(4);
@@ -169,6 +165,11 @@ pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spe
       if (::setgroups(0, nullptr) != 0 || ::setgid(*spec.gid) != 0) fail(6);
     }
     if (spec.uid && ::setuid(*spec.uid) != 0) fail(7);
+    // After the user change: changing credentials clears the parent-death signal (prctl(2)).
+    if (spec.die_with_parent) {
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(2);
+      if (::getppid() != parent) ::_exit(127);
+    }
     for (int sig : handled_signals()) ::signal(sig, SIG_DFL);
     sigset_t empty;
     sigemptyset(&empty);

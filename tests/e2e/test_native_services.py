@@ -71,7 +71,9 @@ def test_each_group_gets_its_own_servers_and_passes(testfleet, project):
     recorded = records(project.parent / "record")
     assert sorted(int(r["group"]) for r in recorded) == [1, 2, 3, 4]
     assert len({r["postgres"]["port"] for r in recorded}) == 4
-    assert len({r["postgres"]["system_identifier"] for r in recorded}) == 4
+    # Copies of one template share a system identifier: what proves isolation is that no other group of the
+    # run wrote its claim into the same database.
+    assert all(r["postgres"]["other_claims"] == [] for r in recorded)
     assert len({r["redis"]["run_id"] for r in recorded}) == 4
     for r in recorded:
         assert r["environment"]["REDIS_URL"].startswith("redis://127.0.0.1:")
