@@ -16,7 +16,6 @@
 
 #include "reports/xml_input.hpp"
 #include "util/error.hpp"
-#include "util/files.hpp"
 
 namespace testfleet::reports {
 
@@ -410,7 +409,9 @@ CoberturaResult merge_cobertura(const std::vector<std::filesystem::path>& inputs
     total.add(package_counts[name]);
   }
 
-  std::string xml = "<?xml version=\"1.0\" ?>\n<coverage";
+  ReportWriter writer(out);
+  std::string& xml = writer.buffer();
+  xml += "<?xml version=\"1.0\" ?>\n<coverage";
   append_attribute(xml, "version", version);
   append_attribute(xml, "timestamp", std::to_string(timestamp));
   append_attribute(xml, "lines-valid", std::to_string(total.lines));
@@ -464,11 +465,12 @@ CoberturaResult merge_cobertura(const std::vector<std::filesystem::path>& inputs
       }
       write_lines(xml, klass->lines, "\t\t\t\t\t");
       xml += "\t\t\t\t</class>\n";
+      writer.maybe_flush();
     }
     xml += "\t\t\t</classes>\n\t\t</package>\n";
   }
   xml += "\t</packages>\n</coverage>\n";
-  util::write_file_atomic(out, xml);
+  writer.commit();
 
   result.files = classes.size();
   result.lines_valid = total.lines;

@@ -379,12 +379,13 @@ LcovResult merge_lcov(const std::vector<std::filesystem::path>& inputs, const st
     }
   }
 
-  std::string text;
+  ReportWriter writer(out);
   Summary summary;
   for (const auto& [key, record] : merged.records) {
-    write_record(text, key.first, key.second, record, merged.located_functions, summary);
+    write_record(writer.buffer(), key.first, key.second, record, merged.located_functions, summary);
+    writer.maybe_flush();
   }
-  util::write_file_atomic(out, text);
+  writer.commit();
   result.records = merged.records.size();
   result.lines_found = summary.lines_found;
   result.lines_hit = summary.lines_hit;
