@@ -3,11 +3,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "cli/config.hpp"
 #include "cli/merge_command.hpp"
 #include "cli/run_command.hpp"
+#include "cli/tool_commands.hpp"
 #include "util/error.hpp"
 #include "util/signals.hpp"
 
@@ -143,8 +145,37 @@ int main(int argc, char** argv) {
   merge->footer("\nA malformed input is named with its line and column and skipped; the others are still merged "
                 "and the exit code is 2.");
 
+  std::vector<std::string> wait_endpoints;
+  std::vector<std::string> wait_command;
+  double wait_timeout = 60;
+  bool wait_quiet = false;
+  CLI::App* wait = app.add_subcommand(
+      "wait", "Wait until every HOST:PORT accepts TCP connections, then run a command (replaces wait-for-it; "
+              "works in any Linux container)");
+  wait->add_option("endpoints", wait_endpoints, "HOST:PORT to wait for ([IPv6]:PORT too); then -- CMD")->required();
+  wait->add_option("-t,--timeout", wait_timeout, "Seconds to wait in all (default 60)")->check(CLI::PositiveNumber);
+  wait->add_flag("-q,--quiet", wait_quiet, "Say nothing unless it times out");
+  wait->footer("\nExamples:\n  testfleet wait db:5432 redis:6379 --timeout 30 -- pytest\n\nExit codes: 0 all open "
+               "(or the command's own), 2 bad endpoint, 3 timed out.");
+
+  bool clean_dry_run = false;
+  CLI::App* clean = app.add_subcommand(
+      "clean", "Remove what interrupted or killed runs left: servers, temporary directories, compose projects");
+  clean->add_flag("--dry-run", clean_dry_run, "Say what would be removed; remove nothing");
+
+  // `wait A B -- CMD`: CLI11 gives everything after -- to the last positional, so split it off first.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "wait") {
+    auto dash = std::find(args.begin(), args.end(), "--");
+    if (dash != args.end()) {
+      wait_command.assign(dash + 1, args.end());
+      args.erase(dash, args.end());
+    }
+  }
+
   try {
-    app.parse(argc, argv);
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
@@ -157,6 +188,8 @@ int main(int argc, char** argv) {
       return run_tests(run_options);
     }
     if (merge->parsed()) return merge_reports(merge_kind, merge_out, merge_inputs);
+    if (wait->parsed()) return wait_for(wait_endpoints, wait_timeout, wait_command, wait_quiet);
+    if (clean->parsed()) return clean_leftovers(clean_dry_run);
     if (plan->parsed()) {
       merge_config(plan_options, plan_config, Given{plan});
       return print_plan(plan_options);

@@ -153,3 +153,42 @@ def test_generic_service_from_configuration(testfleet, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert junit_counts(project / "unit.xml")["tests"] == 2
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_sigkill_of_testfleet_then_clean_removes_the_rest(testfleet, project):
+    env = env_for(project)
+    proc = subprocess.Popen([testfleet, "run", "-n", "2", *SERVICES, "--", "pytest", "tests"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    reports = project / "testfleet-reports"
+    wait_for(lambda: any(p.exists() and '"event": "test"' in p.read_text()
+                         for p in reports.glob("group-*/progress.jsonl")), what="a finished test")
+    proc.kill()
+    proc.communicate(timeout=60)
+    tmpdir = project.parent / "tmp"
+    # The servers die with testfleet (PR_SET_PDEATHSIG); their directories cannot remove themselves.
+    assert list(tmpdir.iterdir()), "expected the killed run's directories to be left"
+    result = run([testfleet, "clean"], cwd=project, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removed" in result.stdout
+    wait_for(lambda: list(tmpdir.iterdir()) == [], timeout=30, what="the leftovers to be gone")
+    for record in records(project.parent / "record"):
+        assert not port_open(record["postgres"]["port"])
+        assert not port_open(record["redis"]["tcp_port"])
+
+
+def test_wait_subcommand(testfleet, tmp_path):
+    server = subprocess.Popen(["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(line.split("port ")[1].split()[0])
+        result = run([testfleet, "wait", f"localhost:{port}", "--timeout", "10", "--", "/bin/echo", "ready"],
+                     cwd=tmp_path)
+        assert result.returncode == 0 and result.stdout.strip() == "ready", result.stderr
+    finally:
+        server.kill()
+        server.wait()
+    result = run([testfleet, "wait", "127.0.0.1:1", "--timeout", "1"], cwd=tmp_path)
+    assert result.returncode == 3 and "127.0.0.1:1" in result.stderr
+    result = run([testfleet, "wait", "nohost"], cwd=tmp_path)
+    assert result.returncode == 2 and "HOST:PORT" in result.stderr
