@@ -179,13 +179,35 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
   return summary;
 }
 
+double epoch_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// When each phase began, in seconds since the epoch, for the report's timeline.
+struct PhaseTimes {
+  double run_started = 0;
+  double provision_started = 0;
+  double execute_started = 0;
+  double teardown_started = 0;
+  double teardown_ended = 0;
+};
+
 void write_run_record(const RunContext& context, const planning::Plan& plan,
                       const std::vector<runners::GroupRequest>& groups,
                       const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
-                      const std::vector<execution::ProvisionResult>& provisioning, const MergeSummary& summary,
-                      double wall_seconds, int exit_code) {
+                      const std::vector<execution::ProvisionResult>& provisioning,
+                      const std::vector<std::optional<std::string>>& provision_errors,
+                      const std::vector<std::vector<std::string>>& commands, const PhaseTimes& times,
+                      const MergeSummary& summary, double wall_seconds, int exit_code) {
   nlohmann::json record;
   record["run_id"] = context.run_id;
+  record["cwd"] = context.cwd.string();
+  record["times"] = {{"run_started", times.run_started},
+                     {"provision_started", times.provision_started},
+                     {"execute_started", times.execute_started},
+                     {"teardown_started", times.teardown_started},
+                     {"teardown_ended", times.teardown_ended}};
+  record["algorithm"] = std::string(planning::to_string(plan.algorithm));
   record["exit_code"] = exit_code;
   record["wall_seconds"] = wall_seconds;
   record["lower_bound_seconds"] = plan.lower_bound_seconds();
@@ -201,10 +223,14 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
     group["group"] = groups[g].index;
     group["tests"] = groups[g].test_ids.size();
     group["estimate_seconds"] = plan.groups[g].seconds;
+    group["log"] = (groups[g].paths.host_dir / "output.log").string();
+    if (g < commands.size() && !commands[g].empty()) group["command"] = commands[g];
     if (g < provisioning.size()) group["provision_seconds"] = provisioning[g].seconds;
+    if (provision_errors[g]) group["provision_error"] = *provision_errors[g];
     if (outcomes[g]) {
-      group["started"] = outcomes[g]->started;
-      group["ended"] = outcomes[g]->ended;
+      // Seconds since the epoch, like `times`.
+      group["started"] = times.execute_started + outcomes[g]->started;
+      group["ended"] = times.execute_started + outcomes[g]->ended;
       group["status"] = outcomes[g]->start_error ? "could not start" : outcomes[g]->status.describe();
       group["timed_out"] = outcomes[g]->timed_out;
     }
@@ -238,6 +264,8 @@ int run_tests(const RunOptions& options) {
   const util::SignalWatcher& signals = util::SignalWatcher::instance();
   ui::StatusPrinter printer(progress_mode(options));
   Clock::time_point start = Clock::now();
+  PhaseTimes times;
+  times.run_started = epoch_now();
   RunContext context = make_context(options);
   planning::Algorithm algorithm = planning::parse_algorithm(options.algorithm);
   std::unique_ptr<runners::Runner> runner = make_runner(options, context);
@@ -282,6 +310,7 @@ int run_tests(const RunOptions& options) {
   // Provision: every group its own environment, all at once.
   std::vector<std::optional<std::string>> provision_errors(groups.size());
   std::vector<execution::ProvisionResult> provisioning;
+  times.provision_started = epoch_now();
   if (!groups.empty() && !signals.stop_requested()) {
     backend->prepare(signals.stop_requested());
     for (runners::GroupRequest& group : groups) {
@@ -343,13 +372,18 @@ int run_tests(const RunOptions& options) {
   if (options.timeout) supervisor_options.timeout = std::chrono::milliseconds(static_cast<long long>(*options.timeout * 1000));
   supervisor_options.kill_grace = std::chrono::milliseconds(static_cast<long long>(options.kill_grace * 1000));
   execution::Supervisor supervisor(printer, supervisor_options);
+  std::vector<std::vector<std::string>> commands(groups.size());
+  for (std::size_t j = 0; j < jobs.size(); ++j) commands[job_group[j]] = jobs[j].argv;
+  times.execute_started = epoch_now();
   std::vector<execution::GroupOutcome> job_outcomes =
       supervisor.run(jobs, signals.stop_requested(), [&signals] { return signals.received(); });
   std::vector<std::optional<execution::GroupOutcome>> outcomes(groups.size());
   for (std::size_t j = 0; j < jobs.size(); ++j) outcomes[job_group[j]] = job_outcomes[j];
 
   // The environments go before merging: nothing of theirs is needed any more.
+  times.teardown_started = epoch_now();
   cleanup.teardown_environments();
+  times.teardown_ended = epoch_now();
 
   // Merge: one JUnit with every planned test, run or an error naming why it has no result.
   int stop_signal = signals.received();
@@ -399,7 +433,8 @@ int run_tests(const RunOptions& options) {
   } else if (t.failures + t.errors > 0 || group_failed || !summary.problems.empty()) {
     code = ExitCode::kTestsFailed;
   }
-  write_run_record(context, plan, groups, outcomes, provisioning, summary, wall, static_cast<int>(code));
+  write_run_record(context, plan, groups, outcomes, provisioning, provision_errors, commands, times, summary, wall,
+                   static_cast<int>(code));
   return static_cast<int>(code);
 }
 
