@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "ci/ci_output.hpp"
 #include "cli/coverage_reports.hpp"
 #include "cli/pipeline.hpp"
 #include "execution/provisioner.hpp"
@@ -133,6 +134,7 @@ struct MergeSummary {
   std::vector<std::pair<std::string, std::string>> duplicates;
   std::filesystem::path output;
   std::map<std::string, double> durations;  // this run's, by test ID
+  std::vector<reports::TestCaseRecord> testcases;
 };
 
 MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& plan,
@@ -176,6 +178,7 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
   summary.totals = merger.totals();
   summary.problems = merger.problems();
   summary.duplicates = merger.duplicates();
+  summary.testcases = merger.testcases();
   return summary;
 }
 
@@ -238,6 +241,76 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
   }
   util::write_file_atomic(context.reports_dir / "run.json",
                           record.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+// The CI system's own views of the run: folded group logs, annotations and the job summary.
+void publish_to_ci(const RunOptions& options, const RunContext& context, const runners::Runner& runner,
+                   const planning::Plan& plan, const std::vector<runners::GroupRequest>& groups,
+                   const std::vector<std::optional<std::string>>& provision_errors,
+                   const std::vector<std::optional<execution::GroupOutcome>>& outcomes, const MergeSummary& merged,
+                   double wall, ui::StatusPrinter& printer) {
+  util::EnvVars env = util::current_environment();
+  ci::Provider provider = ci::detect(options.ci, env);
+  if (provider == ci::Provider::kNone) return;
+  ci::RunSummary summary;
+  summary.run_id = context.run_id;
+  summary.totals = merged.totals;
+  summary.not_reported = merged.synthesized;
+  summary.wall_seconds = wall;
+  summary.lower_bound_seconds = plan.lower_bound_seconds();
+  summary.testcases = merged.testcases;
+  summary.merged_junit = merged.output.string();
+  long long now = static_cast<long long>(epoch_now());
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    ci::GroupSummary group;
+    group.index = groups[g].index;
+    group.tests = groups[g].test_ids.size();
+    group.estimate_seconds = plan.groups[g].seconds;
+    group.log = groups[g].paths.host_dir / "output.log";
+    if (provision_errors[g]) {
+      group.status = "environment failed";
+      group.failed = true;
+    } else if (outcomes[g]) {
+      group.seconds = outcomes[g]->ended - outcomes[g]->started;
+      group.status = outcomes[g]->start_error ? "could not start"
+                     : outcomes[g]->timed_out ? "timed out, " + outcomes[g]->status.describe()
+                                              : outcomes[g]->status.describe();
+      group.failed = !outcomes[g]->status.success() || outcomes[g]->timed_out;
+    } else {
+      group.status = "not run";
+      group.failed = true;
+    }
+    for (const std::string& id : groups[g].test_ids) {
+      reports::JUnitKey key = runner.junit_key(id);
+      std::size_t sep = id.find("::");
+      if (runner.name() == "pytest" && sep != std::string::npos) {
+        summary.files[key.classname + '\x1f' + key.name] = id.substr(0, sep);
+      }
+    }
+    std::string log;
+    try {
+      log = util::read_file(group.log);
+    } catch (const std::exception& e) {
+      log = e.what();
+    }
+    printer.block(ci::fold(provider, fmt::format("testfleet_group_{}", group.index),
+                           fmt::format("testfleet group {}: {} tests, {}", group.index, group.tests, group.status), log,
+                           now));
+    summary.groups.push_back(std::move(group));
+  }
+  if (provider != ci::Provider::kGitHub) return;
+  for (const std::string& line : ci::github_annotations(summary)) printer.line(line);
+  auto step_summary = env.find("GITHUB_STEP_SUMMARY");
+  if (step_summary != env.end() && !step_summary->second.empty()) {
+    std::FILE* file = std::fopen(step_summary->second.c_str(), "a");
+    if (file == nullptr) {
+      printer.line(fmt::format("warning: cannot append to GITHUB_STEP_SUMMARY {}", step_summary->second));
+      return;
+    }
+    std::string markdown = ci::github_step_summary(summary);
+    std::fwrite(markdown.data(), 1, markdown.size(), file);
+    std::fclose(file);
+  }
 }
 
 void print_dry_run(const runners::Runner& runner, const planning::Plan& plan,
@@ -396,6 +469,7 @@ int run_tests(const RunOptions& options) {
   for (const auto& [classname, name] : summary.duplicates) {
     printer.line(fmt::format("warning: {}::{} was reported by more than one group", classname, name));
   }
+  publish_to_ci(options, context, *runner, plan, groups, provision_errors, outcomes, summary, wall, printer);
   bool coverage_failed = false;
   if (const auto* pytest = dynamic_cast<const runners::PytestRunner*>(runner.get());
       pytest != nullptr && pytest->coverage_enabled() && !groups.empty()) {
