@@ -238,3 +238,32 @@ def test_generic_runner(testfleet, tmp_path):
     assert result.returncode in (0, 1), result.stdout + result.stderr
     merged = project / "testfleet-reports" / "junit.xml"
     assert junit_counts(merged)["tests"] == len(ids)
+
+
+def test_github_actions_summary_annotations_and_folded_logs(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    summary = tmp_path / "step_summary.md"
+    result = run([testfleet, "run", "-n", "2", "--", "pytest", "--junit-xml=unit.xml", "tests"], cwd=project,
+                 env=clean_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=summary, CI="true"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines.count("::endgroup::") == 2
+    assert any(line.startswith("::group::testfleet group 1") for line in lines)
+    errors = [line for line in lines if line.startswith("::error ")]
+    assert 1 <= len(errors) <= 10
+    assert all("\n" not in e for e in errors)
+    assert any("file=tests/test_outcomes.py" in e for e in errors)
+    text = summary.read_text()
+    assert "| 335 | 316 | 7 | 4 | 8 | 0 |" in text
+    assert "### Failures (11)" in text and "test_fails_on_assertion" in text
+    # Plain lines in CI: no status area redrawn (the logs themselves may hold colours of their own).
+    assert "\x1b[J" not in result.stdout and "testfleet: \x1b[1m" not in result.stdout
+
+
+def test_gitlab_sections(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "2", "--", "pytest", "tests/test_strings.py"], cwd=project,
+                 env=clean_env(GITLAB_CI="true", CI="true"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("section_start:") == 2 and result.stdout.count("section_end:") == 2
+    assert "[collapsed=true]" in result.stdout
