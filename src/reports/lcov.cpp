@@ -356,7 +356,7 @@ LcovResult merge_lcov(const std::vector<std::filesystem::path>& inputs, const st
         if (existing->second.checksum.empty()) {
           existing->second.checksum = line.checksum;
         } else if (!line.checksum.empty() && line.checksum != existing->second.checksum) {
-          result.problems.push_back(
+          result.warnings.push_back(
               {path,
                fmt::format("{}: SF:{} DA:{}: checksum {} differs from {} in an earlier input (the source "
                            "changed between groups?); the earlier one is kept",

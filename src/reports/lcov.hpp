@@ -18,8 +18,10 @@
 namespace testfleet::reports {
 
 struct LcovResult {
-  // Inputs refused ("file:line: what"), and checksum mismatches (the first input's checksum is kept).
-  std::vector<InputProblem> problems;
+  std::vector<InputProblem> problems;  // inputs refused ("file:line: what"): not merged
+  // Inputs merged with a doubt: a line whose checksum differs from an earlier input's (the source changed
+  // between groups); the earlier checksum is kept.
+  std::vector<InputProblem> warnings;
   std::size_t records = 0;  // (test name, source file) pairs in the result
   std::size_t lines_found = 0;
   std::size_t lines_hit = 0;

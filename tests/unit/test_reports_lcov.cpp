@@ -193,8 +193,10 @@ TEST_F(LcovTest, ChecksumMismatchIsReportedAndTheFirstKept) {
   std::filesystem::path first = temp_.path() / "first.info";
   util::write_file_atomic(first, "TN:unit\nSF:/src/price.c\nDA:1,2,aaa\nend_of_record\n");
   LcovResult result = merge_lcov({first, changed}, out_);
-  ASSERT_EQ(result.problems.size(), 1u);
-  EXPECT_THAT(result.problems[0].message, HasSubstr("SF:/src/price.c DA:1: checksum zzz differs from aaa"));
+  EXPECT_TRUE(result.problems.empty());
+  ASSERT_EQ(result.warnings.size(), 1u);
+  EXPECT_EQ(result.warnings[0].file, changed);
+  EXPECT_THAT(result.warnings[0].message, HasSubstr("SF:/src/price.c DA:1: checksum zzz differs from aaa"));
   EXPECT_THAT(util::read_file(out_), HasSubstr("DA:1,3,aaa\nDA:2,0,yyy\n"));
 }
 
