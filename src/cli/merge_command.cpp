@@ -5,7 +5,9 @@
 
 #include <iostream>
 
+#include "reports/cobertura.hpp"
 #include "reports/junit.hpp"
+#include "reports/lcov.hpp"
 #include "util/error.hpp"
 
 namespace testfleet::cli {
@@ -41,6 +43,29 @@ int merge_reports(const std::string& kind, const std::string& out, const std::ve
                              files.size() - merger.problems().size(), out, totals.tests, totals.failures,
                              totals.errors, totals.skipped);
     return merger.problems().empty() ? 0 : static_cast<int>(ExitCode::kUsage);
+  }
+  std::vector<std::filesystem::path> paths(files.begin(), files.end());
+  if (kind == "cobertura") {
+    reports::CoberturaResult result = reports::merge_cobertura(paths, out);
+    for (const reports::InputProblem& problem : result.problems) {
+      std::cerr << "testfleet: error: " << problem.message << "\n";
+    }
+    std::cout << fmt::format("merged {} files into {}: {} of {} lines covered, {} of {} branches\n",
+                             files.size() - result.problems.size(), out, result.lines_covered, result.lines_valid,
+                             result.branches_covered, result.branches_valid);
+    return result.problems.empty() ? 0 : static_cast<int>(ExitCode::kUsage);
+  }
+  if (kind == "lcov") {
+    reports::LcovResult result = reports::merge_lcov(paths, out);
+    for (const reports::InputProblem& problem : result.problems) {
+      std::cerr << "testfleet: error: " << problem.message << "\n";
+    }
+    for (const reports::InputProblem& warning : result.warnings) std::cerr << "testfleet: warning: " << warning.message << "\n";
+    std::cout << fmt::format("merged {} files into {}: {} of {} lines hit, {} of {} branches, {} of {} functions\n",
+                             files.size() - result.problems.size(), out, result.lines_hit, result.lines_found,
+                             result.branches_hit, result.branches_found, result.functions_hit,
+                             result.functions_found);
+    return result.problems.empty() ? 0 : static_cast<int>(ExitCode::kUsage);
   }
   throw UsageError(fmt::format("unknown report kind '{}' (expected junit, cobertura or lcov)", kind));
 }
