@@ -58,8 +58,10 @@ dockerd_pid() {
   [[ -f $PIDFILE ]] || return 1
   pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  # A recycled pid belongs to someone else: it must be a dockerd.
+  # A recycled pid belongs to someone else: it must be a dockerd. A killed one not yet reaped by its
+  # new parent still answers kill -0: it must not be a zombie either.
   [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
+  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 1
   echo "$pid"
 }
 
@@ -88,16 +90,38 @@ install_packages() {
   ((status == 0)) || die "cannot install ${missing[*]} with apt-get"
 }
 
+# After a dockerd that was killed (SIGKILL, a session that ended): its containerd and container shims may
+# live on, and containerd's runtime state under the exec root is stale; a new containerd then hangs
+# restoring it ("timeout waiting for containerd to start"). Only processes started for this exec root
+# (their command line names it) are ended; the data root, with images and volumes, stays.
+clear_stale_state() {
+  local pids=() proc pid cmdline
+  for proc in /proc/[0-9]*; do
+    pid=${proc#/proc/}
+    [[ $pid == "$$" ]] && continue
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"$proc/cmdline") || continue
+    [[ $cmdline == *"$RUN_DIR/exec/"* ]] && pids+=("$pid")
+  done
+  if ((${#pids[@]} > 0)); then
+    say "ending ${#pids[@]} leftover process(es) of an earlier engine: ${pids[*]}"
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    sleep 1
+  fi
+  # Mounts of the old containers' root filesystems would keep the state busy.
+  grep -F " $RUN_DIR/exec/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$RUN_DIR/exec" "$PIDFILE" "$SOCKET"
+}
+
 start_dockerd() {
   local pid
-  if pid=$(dockerd_pid); then
-    say "dockerd already running (pid $pid)"
-  elif engine_answers; then
-    say "an engine already answers at $DOCKER_HOST"
+  if engine_answers; then
+    say "engine already answers at $DOCKER_HOST"
     return 0
+  elif pid=$(dockerd_pid); then
+    say "dockerd (pid $pid) is running but does not answer yet"
   else
+    clear_stale_state
     mkdir -p "$RUN_DIR" "$DATA_ROOT"
-    rm -f "$PIDFILE"
     say "starting dockerd (data root $DATA_ROOT, socket $SOCKET, log $LOG)"
     # setsid: its own session, so that the shell or CI step that started it can end without taking it
     # along; stdin from /dev/null so that it holds no terminal.
@@ -111,6 +135,7 @@ start_dockerd() {
       --log-level warn \
       ${TESTFLEET_DOCKERD_FLAGS:-} \
       </dev/null >>"$LOG" 2>&1 &
+    pid=$!
   fi
   local waited=0
   until engine_answers; do
@@ -118,7 +143,8 @@ start_dockerd() {
       log_tail
       die "dockerd did not answer at $DOCKER_HOST within 60 s"
     fi
-    if ((waited >= 2)) && ! dockerd_pid >/dev/null; then
+    if { ! kill -0 "$pid" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]]; } &&
+      ! dockerd_pid >/dev/null; then
       log_tail
       die "dockerd exited during start-up"
     fi
