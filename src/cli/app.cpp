@@ -52,10 +52,18 @@ void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::stri
   sub.add_option("--with", o.services, "Give every group its own server of this kind: postgres, redis, or one "
                                         "from the configuration (repeatable)")
       ->allow_extra_args(false);
-  sub.add_option("--compose", o.compose_file, "Run every group in its own docker compose project of this file");
+  sub.add_option("--compose", o.compose_files,
+                 "Run every group in its own docker compose project of this file (repeatable, like compose's -f)")
+      ->allow_extra_args(false);
   sub.add_option("--service", o.compose_service, "The compose service the tests run in");
+  sub.add_option("--sidecar", o.sidecars,
+                 "A compose service to start for every group (repeatable; default: the service's depends_on)")
+      ->allow_extra_args(false);
+  sub.add_option("--compose-command", o.compose_command,
+                 "How to run compose, e.g. 'docker compose' or docker-compose (default: $TESTFLEET_COMPOSE, then "
+                 "docker compose, then docker-compose)");
   sub.add_flag("--no-build", o.no_build, "Use the compose file's images as they are; build nothing");
-  sub.add_option("--wait", o.waits, "Compose: wait for this HOST:PORT of a sidecar (repeatable)")
+  sub.add_option("--wait", o.waits, "Compose: also wait for this SERVICE:PORT of a sidecar (repeatable)")
       ->allow_extra_args(false);
   sub.add_option("--config", config_file, "Configuration file (default: testfleet.toml, else [tool.testfleet] "
                                           "in pyproject.toml)");
@@ -78,7 +86,9 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   if (from_config("reports-dir", "--reports-dir")) o.reports_dir = c.reports_dir;
   if (from_config("with", "--with")) o.services = c.services;
   o.service_configs = c.service_configs;
-  if (from_config("compose", "--compose")) o.compose_file = c.compose_file;
+  if (from_config("compose", "--compose")) o.compose_files = c.compose_files;
+  if (from_config("sidecars", "--sidecar")) o.sidecars = c.sidecars;
+  if (from_config("compose-command", "--compose-command")) o.compose_command = c.compose_command;
   if (from_config("service", "--service")) o.compose_service = c.compose_service;
   if (from_config("no-build", "--no-build")) o.no_build = c.no_build;
   if (from_config("wait", "--wait")) o.waits = c.waits;

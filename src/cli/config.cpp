@@ -153,7 +153,11 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
         o.service_configs.push_back(service_config(file, std::string(name.str()), service));
       }
     } else if (key == "compose") {
-      o.compose_file = as_string(file, key, node);
+      for (const std::string& p : as_strings(file, key, node)) o.compose_files.emplace_back(p);
+    } else if (key == "sidecars") {
+      o.sidecars = as_strings(file, key, node);
+    } else if (key == "compose-command") {
+      o.compose_command = as_string(file, key, node);
     } else if (key == "service") {
       o.compose_service = as_string(file, key, node);
     } else if (key == "no-build") {
@@ -171,7 +175,8 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
     } else {
       throw UsageError(fmt::format(
           "{}: unknown key '{}' (known: groups, algorithm, durations, durations-junit, store-durations, "
-          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, no-build, wait, ci, "
+          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, sidecars, "
+          "compose-command, no-build, wait, ci, "
           "progress, command)",
           where(file, node), key));
     }

@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "environments/compose_backend.hpp"
 #include "environments/native_backend.hpp"
 #include "reports/durations.hpp"
 #include "runners/generic_runner.hpp"
@@ -193,8 +194,24 @@ std::string format_plan(const planning::Plan& plan, const std::string& format) {
 namespace testfleet::cli {
 
 std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, const RunContext& context) {
-  if (!options.compose_file.empty()) {
-    throw UsageError("--compose is not wired into this build yet");
+  if (!options.compose_files.empty()) {
+    if (!options.services.empty()) {
+      throw UsageError("--with and --compose do not go together: the compose file's services are the environment");
+    }
+    if (options.compose_service.empty()) {
+      throw UsageError("--compose needs --service, the compose service the tests run in");
+    }
+    environments::ComposeOptions compose;
+    compose.files = options.compose_files;
+    compose.service = options.compose_service;
+    compose.sidecars = options.sidecars;
+    compose.waits = options.waits;
+    compose.no_build = options.no_build;
+    if (!options.compose_command.empty()) compose.compose_command = util::split_command_line(options.compose_command);
+    return environments::make_compose_backend(std::move(compose));
+  }
+  if (!options.compose_service.empty() || !options.sidecars.empty() || !options.waits.empty()) {
+    throw UsageError("--service, --sidecar and --wait go with --compose");
   }
   if (options.services.empty()) return std::make_unique<environments::HostBackend>();
   environments::NativeOptions native;

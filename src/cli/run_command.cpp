@@ -347,6 +347,9 @@ int run_tests(const RunOptions& options) {
   runner->install_support(context.support_dir);
   Cleanup cleanup(*backend, printer);
 
+  // Prepared once for all groups (images built, a database template made) before anything runs in it.
+  backend->prepare(signals.stop_requested());
+
   // Discover: the tests exactly as the user's own command collects them.
   std::vector<std::string> ids = discover(*runner, *backend, context, printer);
 
@@ -385,7 +388,6 @@ int run_tests(const RunOptions& options) {
   std::vector<execution::ProvisionResult> provisioning;
   times.provision_started = epoch_now();
   if (!groups.empty() && !signals.stop_requested()) {
-    backend->prepare(signals.stop_requested());
     for (runners::GroupRequest& group : groups) {
       std::filesystem::create_directories(group.paths.host_dir);
       environments::GroupSlot slot{group.index, group.count, context.run_id, context.reports_dir, group.paths.host_dir};
@@ -521,6 +523,8 @@ int print_plan(const RunOptions& options) {
   runner->install_support(context.support_dir);
   // Collection output goes to stderr so that `plan --format json` is clean on stdout.
   ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
+  Cleanup cleanup(*backend, quiet);
+  backend->prepare(util::SignalWatcher::instance().stop_requested());
   std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
   planning::Plan plan = planning::make_plan(with_durations(ids, options, *runner),
                                             group_count(options), algorithm);

@@ -26,8 +26,10 @@ struct RunOptions {
   std::vector<std::string> services;  // --with
   // [services.NAME] tables: services of the user's own, or built-ins with other settings.
   std::vector<environments::ServiceConfig> service_configs;
-  std::filesystem::path compose_file;
+  std::vector<std::filesystem::path> compose_files;  // --compose, repeatable like compose's -f
   std::string compose_service;
+  std::vector<std::string> sidecars;          // --sidecar: default the service's depends_on
+  std::string compose_command;                // --compose-command: default docker compose, else docker-compose
   bool no_build = false;
   std::vector<std::string> waits;  // --wait HOST:PORT for compose sidecars
   std::string ci = "auto";

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "environments/compose_engine.hpp"
 #include "environments/native_state.hpp"
 #include "util/error.hpp"
 #include "util/net.hpp"
@@ -68,6 +69,23 @@ int clean_leftovers(bool dry_run) {
       std::cout << "  FAILED: " << what << "\n";
       failed = true;
     }
+  }
+  environments::CleanReport compose;
+  try {
+    compose = environments::clean_compose_leftovers(std::nullopt);
+  } catch (const InfrastructureError& e) {
+    // No engine, no containers of ours to find: say so, and clean the rest.
+    std::string first_line = util::split_lines(e.what()).front();
+    std::cout << "compose projects not checked: " << first_line << "\n";
+  }
+  if (!compose.removed.empty() || !compose.failed.empty()) std::cout << "compose projects:\n";
+  for (const std::string& what : compose.removed) {
+    std::cout << "  removed: " << what << "\n";
+    ++removed;
+  }
+  for (const std::string& what : compose.failed) {
+    std::cout << "  FAILED: " << what << "\n";
+    failed = true;
   }
   if (removed == 0 && !failed) std::cout << "nothing to clean: no run left servers or directories behind\n";
   return failed ? static_cast<int>(ExitCode::kInfrastructure) : 0;
