@@ -8,9 +8,16 @@
 namespace testfleet::cli {
 namespace {
 
+struct CoverageReport {
+  std::vector<std::string> args;  // coverage.py's subcommand and options; empty: an unknown kind
+  std::filesystem::path output;   // the file or folder it writes, relative to the current directory
+  std::string output_flag;        // -o or -d
+};
+
 // pytest-cov's --cov-report values as coverage.py commands: term, term-missing, xml[:path], html[:dir],
-// lcov[:path], json[:path], annotate[:dir]; a trailing ":skip-covered" on the term forms.
-std::optional<std::vector<std::string>> report_command(const std::string& spec) {
+// lcov[:path], json[:path], annotate[:dir]; a trailing ":skip-covered" on the term forms. Outputs default to
+// coverage.py's own names.
+std::optional<CoverageReport> report_command(const std::string& spec) {
   std::string kind = spec;
   std::string target;
   if (std::size_t colon = spec.find(':'); colon != std::string::npos) {
@@ -19,50 +26,61 @@ std::optional<std::vector<std::string>> report_command(const std::string& spec) 
   }
   if (kind.empty()) return std::nullopt;
   if (kind == "term" || kind == "term-missing") {
-    std::vector<std::string> args = {"report"};
-    if (kind == "term-missing") args.push_back("-m");
-    if (target == "skip-covered") args.push_back("--skip-covered");
-    return args;
+    CoverageReport report{{"report"}, {}, {}};
+    if (kind == "term-missing") report.args.push_back("-m");
+    if (target == "skip-covered") report.args.push_back("--skip-covered");
+    return report;
   }
   if (kind == "xml" || kind == "lcov" || kind == "json") {
-    std::vector<std::string> args = {kind};
-    if (!target.empty()) args.insert(args.end(), {"-o", target});
-    return args;
+    std::string default_name = kind == "xml" ? "coverage.xml" : kind == "lcov" ? "coverage.lcov" : "coverage.json";
+    return CoverageReport{{kind}, target.empty() ? default_name : target, "-o"};
   }
   if (kind == "html" || kind == "annotate") {
-    std::vector<std::string> args = {kind};
-    if (!target.empty()) args.insert(args.end(), {"-d", target});
-    return args;
+    return CoverageReport{{kind}, target.empty() ? std::string(kind == "html" ? "htmlcov" : "annotate") : target, "-d"};
   }
-  return std::vector<std::string>{};
+  return CoverageReport{};
 }
 
 }  // namespace
 
 bool combine_coverage(const runners::PytestRunner& runner, const std::vector<runners::GroupRequest>& groups,
-                      const RunContext& context, ui::StatusPrinter& printer) {
-  std::vector<std::string> python = runner.python_command();
+                      const RunContext& context, environments::Backend& backend, ui::StatusPrinter& printer) {
+  environments::GroupSlot slot;
+  slot.run_id = context.run_id;
+  slot.run_reports_dir = context.reports_dir;
+  slot.group_reports_dir = context.reports_dir / "coverage";
+  std::filesystem::create_directories(slot.group_reports_dir);
+  std::unique_ptr<environments::Environment> environment = backend.discovery_environment(slot);
+  bool on_host = environment->variables_in_host_environment();
+  // Inside a container the host's pytest script says nothing about the container's Python.
+  std::vector<std::string> python = on_host ? runner.python_command() : std::vector<std::string>{"python3"};
+
   std::vector<std::string> combine = python;
   combine.insert(combine.end(), {"-m", "coverage", "combine", "--keep"});
-  bool any = false;
   for (const runners::GroupRequest& group : groups) {
     std::filesystem::path data = group.paths.host_dir / ".coverage";
-    if (std::filesystem::exists(data)) {
-      combine.push_back(data.string());
-      any = true;
-    }
+    if (std::filesystem::exists(data)) combine.push_back(environment->path_inside(data).string());
   }
-  if (!any) {
+  if (combine.size() == python.size() + 4) {
     printer.line("warning: --cov was given but no group wrote coverage data");
     return false;
   }
-  util::EnvVars env = util::current_environment();
-  if (!env.count("COVERAGE_FILE")) env["COVERAGE_FILE"] = (context.cwd / ".coverage").string();
+  util::EnvVars host = util::current_environment();
+  util::EnvVars variables;
+  if (on_host) {
+    variables["COVERAGE_FILE"] = host.count("COVERAGE_FILE") ? host["COVERAGE_FILE"] : (context.cwd / ".coverage").string();
+  } else {
+    variables["COVERAGE_FILE"] = environment->path_inside(slot.group_reports_dir / ".coverage").string();
+  }
   auto run = [&](const std::vector<std::string>& argv) {
     util::SpawnSpec spec;
-    spec.argv = argv;
-    spec.env = env;
     spec.cwd = context.cwd;
+    if (on_host) {
+      spec.argv = argv;
+      spec.env = with_variables(host, variables);
+    } else {
+      spec.argv = environment->wrap_command(argv, variables);
+    }
     util::CommandResult result = util::run_command(spec);
     if (!result.status.success()) {
       printer.block(fmt::format("{} {} [{}]\n{}", printer.red("FAILED:"), util::shell_join(argv),
@@ -70,26 +88,48 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
     }
     return result;
   };
-  if (!run(combine).status.success()) return false;
-  printer.line(fmt::format("combined coverage of {} groups into {}", groups.size(), env["COVERAGE_FILE"]));
-  bool ok = true;
-  for (const std::string& spec : runner.coverage_reports()) {
-    std::optional<std::vector<std::string>> args = report_command(spec);
-    if (!args) continue;
-    if (args->empty()) {
+  bool ok = run(combine).status.success();
+  if (ok) {
+    printer.line(fmt::format("combined the coverage data of {} groups into {}", groups.size(),
+                             on_host ? variables["COVERAGE_FILE"] : (slot.group_reports_dir / ".coverage").string()));
+  }
+  for (const std::string& spec : ok ? runner.coverage_reports() : std::vector<std::string>{}) {
+    std::optional<CoverageReport> report = report_command(spec);
+    if (!report) continue;
+    if (report->args.empty()) {
       printer.line(fmt::format("warning: unknown --cov-report '{}' skipped", spec));
       continue;
     }
     std::vector<std::string> argv = python;
     argv.insert(argv.end(), {"-m", "coverage"});
-    argv.insert(argv.end(), args->begin(), args->end());
+    argv.insert(argv.end(), report->args.begin(), report->args.end());
+    // In a container the report is written into the reports directory, then copied to where it was asked.
+    std::filesystem::path wanted = report->output.empty() ? std::filesystem::path() : context.cwd / report->output;
+    std::filesystem::path staged = slot.group_reports_dir / report->output.filename();
+    if (!on_host && !report->output.empty()) {
+      argv.insert(argv.end(), {report->output_flag, environment->path_inside(staged).string()});
+    } else if (!report->output.empty()) {
+      argv.insert(argv.end(), {report->output_flag, wanted.string()});
+    }
     util::CommandResult result = run(argv);
     if (!result.status.success()) {
       ok = false;
-    } else if (spec.starts_with("term")) {
-      printer.block(result.output);
+      continue;
     }
+    if (!on_host && !report->output.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(wanted, ec);
+      std::filesystem::copy(staged, wanted, std::filesystem::copy_options::recursive, ec);
+      if (ec) {
+        printer.line(fmt::format("error: cannot copy {} to {}: {}", staged.string(), wanted.string(), ec.message()));
+        ok = false;
+        continue;
+      }
+    }
+    if (spec.starts_with("term")) printer.block(result.output);
+    if (!wanted.empty()) printer.line(fmt::format("coverage report: {}", wanted.string()));
   }
+  for (const std::string& what : environment->teardown()) printer.line("warning: " + what);
   return ok;
 }
 

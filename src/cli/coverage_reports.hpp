@@ -11,8 +11,11 @@
 
 namespace testfleet::cli {
 
-// Returns false (having said why) when combining or a report failed.
+// Combining runs where the groups ran: on this machine for the host and native backends, in a fresh
+// container of the test service for compose (the data files name the container's paths, and coverage.py
+// needs the sources to write reports). Reports that name a relative file or folder land in the current
+// directory either way. Returns false (having said why) when combining or a report failed.
 bool combine_coverage(const runners::PytestRunner& runner, const std::vector<runners::GroupRequest>& groups,
-                      const RunContext& context, ui::StatusPrinter& printer);
+                      const RunContext& context, environments::Backend& backend, ui::StatusPrinter& printer);
 
 }  // namespace testfleet::cli

@@ -475,7 +475,7 @@ int run_tests(const RunOptions& options) {
   bool coverage_failed = false;
   if (const auto* pytest = dynamic_cast<const runners::PytestRunner*>(runner.get());
       pytest != nullptr && pytest->coverage_enabled() && !groups.empty()) {
-    coverage_failed = !combine_coverage(*pytest, groups, context, printer);
+    coverage_failed = !combine_coverage(*pytest, groups, context, *backend, printer);
   }
   if (options.store_durations) {
     std::filesystem::path path = !options.store_durations_path.empty() ? options.store_durations_path
