@@ -206,6 +206,8 @@ int main(int argc, char** argv) {
     }
   } catch (const Error& e) {
     std::cerr << "testfleet: error: " << e.what() << "\n";
+    // A stop signal that cut a phase short is the reason, whatever the phase said.
+    if (int sig = util::SignalWatcher::instance().received(); sig != 0) return 128 + sig;
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     std::cerr << "testfleet: error: " << e.what() << "\n";

@@ -100,3 +100,41 @@ def wait_for(predicate, timeout=60, interval=0.1, what="condition"):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def require_docker():
+    """DOCKER_HOST of a live engine. In CI (or with TESTFLEET_REQUIRE_DOCKER) a missing engine fails the test."""
+    env = clean_env()
+    try:
+        answer = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], env=env, capture_output=True,
+                                text=True, timeout=30)
+        ok = answer.returncode == 0
+        why = answer.stderr.strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        ok, why = False, str(e)
+    if not ok:
+        message = (f"no Docker engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(unset)')}: {why}; "
+                   "start one with scripts/docker-engine.sh start")
+        if os.environ.get("CI") or os.environ.get("TESTFLEET_REQUIRE_DOCKER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return os.environ.get("DOCKER_HOST", "")
+
+
+def docker_lines(*args):
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def compose_leftovers(run_id):
+    """Containers, networks and volumes of a run's compose projects that still exist."""
+    prefix = f"testfleet-{run_id}"
+    found = []
+    for kind in (["ps", "-a"], ["network", "ls"], ["volume", "ls"]):
+        for line in docker_lines(*kind, "--filter", "label=com.docker.compose.project", "--format",
+                                 '{{.Label "com.docker.compose.project"}} {{.Names}}' if kind[0] == "ps" else
+                                 '{{.Label "com.docker.compose.project"}} {{.Name}}'):
+            if line.startswith(prefix):
+                found.append(f"{kind[0]}: {line}")
+    return found
