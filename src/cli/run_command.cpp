@@ -75,8 +75,10 @@ class Cleanup {
 
   std::vector<std::unique_ptr<environments::Environment>> environments;
 
+  std::vector<double> teardown_seconds;
+
   void teardown_environments() {
-    for (const std::string& what : execution::teardown_all(environments)) {
+    for (const std::string& what : execution::teardown_all(environments, &teardown_seconds)) {
       printer_.line("warning: " + what);
     }
     environments.clear();
@@ -189,10 +191,12 @@ double epoch_now() {
 // When each phase began, in seconds since the epoch, for the report's timeline.
 struct PhaseTimes {
   double run_started = 0;
+  double prepare_seconds = 0;
   double provision_started = 0;
   double execute_started = 0;
   double teardown_started = 0;
   double teardown_ended = 0;
+  std::vector<double> group_teardown_seconds;
 };
 
 void write_run_record(const RunContext& context, const planning::Plan& plan,
@@ -206,6 +210,7 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
   record["run_id"] = context.run_id;
   record["cwd"] = context.cwd.string();
   record["times"] = {{"run_started", times.run_started},
+                     {"prepare_seconds", times.prepare_seconds},
                      {"provision_started", times.provision_started},
                      {"execute_started", times.execute_started},
                      {"teardown_started", times.teardown_started},
@@ -229,6 +234,7 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
     group["log"] = (groups[g].paths.host_dir / "output.log").string();
     if (g < commands.size() && !commands[g].empty()) group["command"] = commands[g];
     if (g < provisioning.size()) group["provision_seconds"] = provisioning[g].seconds;
+    if (g < times.group_teardown_seconds.size()) group["teardown_seconds"] = times.group_teardown_seconds[g];
     if (provision_errors[g]) group["provision_error"] = *provision_errors[g];
     if (outcomes[g]) {
       // Seconds since the epoch, like `times`.
@@ -348,7 +354,9 @@ int run_tests(const RunOptions& options) {
   Cleanup cleanup(*backend, printer);
 
   // Prepared once for all groups (images built, a database template made) before anything runs in it.
+  double prepare_start = epoch_now();
   backend->prepare(signals.stop_requested());
+  times.prepare_seconds = epoch_now() - prepare_start;
 
   // Discover: the tests exactly as the user's own command collects them.
   std::vector<std::string> ids = discover(*runner, *backend, context, printer);
@@ -459,6 +467,7 @@ int run_tests(const RunOptions& options) {
   times.teardown_started = epoch_now();
   cleanup.teardown_environments();
   times.teardown_ended = epoch_now();
+  times.group_teardown_seconds = cleanup.teardown_seconds;
 
   // Merge: one JUnit with every planned test, run or an error naming why it has no result.
   int stop_signal = signals.received();

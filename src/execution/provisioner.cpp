@@ -34,14 +34,21 @@ std::vector<ProvisionResult> provision_all(std::vector<std::unique_ptr<environme
   return results;
 }
 
-std::vector<std::string> teardown_all(std::vector<std::unique_ptr<environments::Environment>>& environments) {
+std::vector<std::string> teardown_all(std::vector<std::unique_ptr<environments::Environment>>& environments,
+                                      std::vector<double>* seconds) {
   std::vector<std::vector<std::string>> leftovers(environments.size());
+  std::vector<double> durations(environments.size(), 0.0);
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < environments.size(); ++i) {
     if (!environments[i]) continue;
-    threads.emplace_back([&, i] { leftovers[i] = environments[i]->teardown(); });
+    threads.emplace_back([&, i] {
+      auto start = std::chrono::steady_clock::now();
+      leftovers[i] = environments[i]->teardown();
+      durations[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    });
   }
   for (std::thread& t : threads) t.join();
+  if (seconds != nullptr) *seconds = durations;
   std::vector<std::string> all;
   for (auto& list : leftovers) all.insert(all.end(), list.begin(), list.end());
   return all;

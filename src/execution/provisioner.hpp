@@ -21,7 +21,9 @@ struct ProvisionResult {
 std::vector<ProvisionResult> provision_all(std::vector<std::unique_ptr<environments::Environment>>& environments,
                                            const std::atomic<bool>& cancel, ui::StatusPrinter& printer);
 
-// Tears every environment down concurrently; returns what could not be removed.
-std::vector<std::string> teardown_all(std::vector<std::unique_ptr<environments::Environment>>& environments);
+// Tears every environment down concurrently; returns what could not be removed. `seconds`, when given,
+// receives how long each environment took.
+std::vector<std::string> teardown_all(std::vector<std::unique_ptr<environments::Environment>>& environments,
+                                      std::vector<double>* seconds = nullptr);
 
 }  // namespace testfleet::execution
