@@ -382,10 +382,18 @@ int run_tests(const RunOptions& options) {
     return 0;
   }
   if (plan.groups.empty()) printer.line("no tests were collected: nothing to run");
-  printer.line(fmt::format("testfleet run {}: {} tests in {} groups, ~{} each at most (lower bound {})",
-                           context.run_id, plan.tests.size(), plan.groups.size(),
-                           util::format_duration(plan.makespan_seconds()),
-                           util::format_duration(plan.lower_bound_seconds())));
+  bool no_durations = !plan.tests.empty() && plan.estimated_count() == plan.tests.size();
+  printer.line(no_durations
+                   ? fmt::format("testfleet run {}: {} tests in {} groups, balanced by count (no durations known yet: "
+                                 "--store-durations records them)",
+                                 context.run_id, plan.tests.size(), plan.groups.size())
+                   : fmt::format("testfleet run {}: {} tests in {} groups, ~{} each at most (lower bound {}{})",
+                                 context.run_id, plan.tests.size(), plan.groups.size(),
+                                 util::format_duration(plan.makespan_seconds()),
+                                 util::format_duration(plan.lower_bound_seconds()),
+                                 plan.estimated_count() > 0
+                                     ? fmt::format("; {} tests estimated", plan.estimated_count())
+                                     : ""));
   if (static_cast<std::size_t>(plan.requested_groups) > plan.groups.size() && !plan.groups.empty()) {
     printer.line(fmt::format("only {} tests for {} groups: running {} groups", plan.tests.size(),
                              plan.requested_groups, plan.groups.size()));
@@ -434,7 +442,8 @@ int run_tests(const RunOptions& options) {
     job.cwd = context.cwd;
     job.log_file = group.paths.host_dir / "output.log";
     job.planned_tests = group.test_ids.size();
-    job.estimate_seconds = plan.groups[g].seconds;
+    // Without any known duration the "estimate" is one second a test: not worth showing.
+    job.estimate_seconds = no_durations ? 0 : plan.groups[g].seconds;
     if (environment.variables_in_host_environment()) {
       job.argv = command.argv;
       job.env = with_variables(host, variables);

@@ -79,8 +79,8 @@ std::vector<GroupOutcome> Supervisor::run(const std::vector<GroupJob>& jobs, con
     try {
       processes[i] = util::Process::spawn(spec);
       views[i].state = ui::GroupState::kRunning;
-      printer_.line(fmt::format("group {} started: {} tests, ~{}", job.index, job.planned_tests,
-                                util::format_duration(job.estimate_seconds)));
+      printer_.line(fmt::format("group {} started: {} tests{}", job.index, job.planned_tests,
+                                job.estimate_seconds > 0 ? ", ~" + util::format_duration(job.estimate_seconds) : ""));
     } catch (const std::exception& e) {
       outcomes[i].start_error = e.what();
       outcomes[i].ended = outcomes[i].started;
