@@ -67,6 +67,11 @@ void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::stri
       ->allow_extra_args(false);
   sub.add_option("--config", config_file, "Configuration file (default: testfleet.toml, else [tool.testfleet] "
                                           "in pyproject.toml)");
+  sub.add_option("--shard", o.shard,
+                 "Run shard K/N (1-based) of a split every machine computes the same; default: detected from "
+                 "GitLab, CircleCI, Buildkite, Semaphore, Kubernetes Indexed Jobs or Bazel; 'off' never shards");
+  sub.add_option("--shards", o.shards, "The number of shards of a Kubernetes Indexed Job (or TESTFLEET_SHARDS)")
+      ->check(CLI::PositiveNumber);
   sub.add_option("command", o.command, "The test command, after --")->expected(-1);
 }
 
@@ -141,13 +146,27 @@ int main(int argc, char** argv) {
   add_selection_options(*plan, plan_options, plan_config);
   plan->add_option("--format", plan_options.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  RunOptions matrix_options;
+  std::optional<std::string> matrix_config;
+  int matrix_shards = 0;
+  CLI::App* matrix = app.add_subcommand(
+      "matrix", "Print a GitHub Actions matrix of N shards ({\"include\":[...]}) with estimated times");
+  matrix->add_option("shards", matrix_shards, "Number of shards")->required()->check(CLI::PositiveNumber);
+  add_selection_options(*matrix, matrix_options, matrix_config);
+  matrix->footer("\nIn a workflow: testfleet matrix 4 -- pytest tests/ > matrix.json, then each job runs "
+                 "testfleet run --shard ${{ matrix.shard }} ...");
+
   std::string merge_kind;
   std::string merge_out;
   std::vector<std::string> merge_inputs;
   CLI::App* merge = app.add_subcommand("merge", "Merge report files into one: junit, cobertura or lcov");
-  merge->add_option("kind", merge_kind, "junit, cobertura or lcov")
+  std::string merge_durations;
+  merge->add_option("kind", merge_kind,
+                    "junit, cobertura or lcov (files), or runs (the reports directories of CI shards: one JUnit, "
+                    "coverage, .test_durations and summary.md into the directory OUT)")
       ->required()
-      ->check(CLI::IsMember({"junit", "cobertura", "lcov"}));
+      ->check(CLI::IsMember({"junit", "cobertura", "lcov", "runs"}));
+  merge->add_option("--durations", merge_durations, "runs: the .test_durations to update (default: none)");
   merge->add_option("out", merge_out, "The merged file to write")->required();
   merge->add_option("inputs", merge_inputs, "Input files or globs (quoted, e.g. 'reports/*/junit.xml')")
       ->required()
@@ -197,9 +216,16 @@ int main(int argc, char** argv) {
       if (timeout) run_options.timeout = timeout;
       return run_tests(run_options);
     }
-    if (merge->parsed()) return merge_reports(merge_kind, merge_out, merge_inputs);
+    if (merge->parsed()) {
+      if (merge_kind == "runs") return merge_runs(merge_out, merge_inputs, merge_durations);
+      return merge_reports(merge_kind, merge_out, merge_inputs);
+    }
     if (wait->parsed()) return wait_for(wait_endpoints, wait_timeout, wait_command, wait_quiet);
     if (clean->parsed()) return clean_leftovers(clean_dry_run);
+    if (matrix->parsed()) {
+      merge_config(matrix_options, matrix_config, Given{matrix});
+      return print_matrix(matrix_options, matrix_shards);
+    }
     if (plan->parsed()) {
       merge_config(plan_options, plan_config, Given{plan});
       return print_plan(plan_options);

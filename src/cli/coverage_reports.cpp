@@ -126,6 +126,12 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
         continue;
       }
     }
+    if (spec.starts_with("xml")) {
+      // Kept with the run's reports too, for a fan-in merge of shards.
+      std::error_code ec;
+      std::filesystem::copy_file(wanted, context.reports_dir / "coverage.xml",
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+    }
     if (spec.starts_with("term")) printer.block(result.output);
     if (!wanted.empty()) printer.line(fmt::format("coverage report: {}", wanted.string()));
   }

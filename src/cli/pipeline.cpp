@@ -140,6 +140,17 @@ std::vector<planning::Test> with_durations(const std::vector<std::string>& ids, 
   return tests;
 }
 
+std::vector<planning::Test> select_shard(std::vector<planning::Test> tests, const RunOptions& options,
+                                         ui::StatusPrinter& printer, std::optional<ShardSpec>* shard) {
+  *shard = resolve_shard(options.shard, options.shards, util::current_environment());
+  if (!*shard) return tests;
+  std::size_t all = tests.size();
+  tests = planning::shard_tests(tests, (*shard)->index, (*shard)->count);
+  printer.line(fmt::format("shard {}/{} (from {}): {} of {} tests", (*shard)->index, (*shard)->count,
+                           (*shard)->source, tests.size(), all));
+  return tests;
+}
+
 std::string format_plan(const planning::Plan& plan, const std::string& format) {
   if (format == "json") {
     nlohmann::json document;

@@ -4,10 +4,12 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/run_options.hpp"
+#include "cli/shard.hpp"
 #include "environments/environment.hpp"
 #include "planning/plan.hpp"
 #include "runners/runner.hpp"
@@ -38,6 +40,10 @@ std::vector<std::string> discover(const runners::Runner& runner, environments::B
 // Durations for every test, known or estimated (the mean of the known ones, else 1 s).
 std::vector<planning::Test> with_durations(const std::vector<std::string>& ids, const RunOptions& options,
                                            const runners::Runner& runner);
+
+// The tests this machine runs: all of them, or its shard's (said on `printer`).
+std::vector<planning::Test> select_shard(std::vector<planning::Test> tests, const RunOptions& options,
+                                         ui::StatusPrinter& printer, std::optional<ShardSpec>* shard);
 
 // The plan as `plan` prints it: text or JSON.
 std::string format_plan(const planning::Plan& plan, const std::string& format);

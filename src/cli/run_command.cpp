@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -205,8 +206,12 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
                       const std::vector<execution::ProvisionResult>& provisioning,
                       const std::vector<std::optional<std::string>>& provision_errors,
                       const std::vector<std::vector<std::string>>& commands, const PhaseTimes& times,
-                      const MergeSummary& summary, double wall_seconds, int exit_code) {
+                      const MergeSummary& summary, const std::optional<ShardSpec>& shard, std::size_t collected,
+                      double wall_seconds, int exit_code) {
   nlohmann::json record;
+  record["collected_tests"] = collected;
+  record["planned_tests"] = plan.tests.size();
+  if (shard) record["shard"] = {{"index", shard->index}, {"count", shard->count}, {"source", shard->source}};
   record["run_id"] = context.run_id;
   record["cwd"] = context.cwd.string();
   record["times"] = {{"run_started", times.run_started},
@@ -319,6 +324,23 @@ void publish_to_ci(const RunOptions& options, const RunContext& context, const r
   }
 }
 
+void publish_run_files(const RunContext& context, const MergeSummary& summary, const std::optional<ShardSpec>& shard,
+                       ui::StatusPrinter& printer) {
+  std::filesystem::path junit = context.reports_dir / "junit.xml";
+  std::error_code ec;
+  if (summary.output != junit) std::filesystem::copy_file(summary.output, junit, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) printer.line(fmt::format("warning: cannot copy {} to {}: {}", summary.output.string(), junit.string(), ec.message()));
+  nlohmann::json durations = nlohmann::json::object();
+  for (const auto& [id, seconds] : summary.durations) durations[id] = seconds;
+  util::write_file_atomic(context.reports_dir / "durations.json",
+                          durations.dump(4, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  if (shard && shard->bazel_xml_output) {
+    std::filesystem::copy_file(summary.output, *shard->bazel_xml_output, std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) printer.line(fmt::format("warning: cannot write Bazel's XML_OUTPUT_FILE {}: {}", shard->bazel_xml_output->string(), ec.message()));
+  }
+  if (shard && shard->bazel_status_file) util::write_file_atomic(*shard->bazel_status_file, "");
+}
+
 void print_dry_run(const runners::Runner& runner, const planning::Plan& plan,
                    const std::vector<runners::GroupRequest>& groups, environments::Backend& backend,
                    const RunContext& context) {
@@ -362,7 +384,9 @@ int run_tests(const RunOptions& options) {
   std::vector<std::string> ids = discover(*runner, *backend, context, printer);
 
   // Plan: groups balanced by past durations, the same on every machine.
-  planning::Plan plan = planning::make_plan(with_durations(ids, options, *runner), group_count(options), algorithm);
+  std::optional<ShardSpec> shard;
+  std::vector<planning::Test> tests = select_shard(with_durations(ids, options, *runner), options, printer, &shard);
+  planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
   std::vector<runners::GroupRequest> groups;
   for (const planning::Group& g : plan.groups) {
     runners::GroupRequest request;
@@ -484,6 +508,10 @@ int run_tests(const RunOptions& options) {
   MergeSummary summary =
       merge_groups(*runner, plan, groups, provision_errors, outcomes, stop_signal, context, wall);
 
+  // The reports directory is the run's artifact for a fan-in merge of shards: it holds the merged JUnit and
+  // this run's durations whatever else the user asked for.
+  publish_run_files(context, summary, shard, printer);
+
   // Publish: the summary, the durations, the coverage reports.
   for (const reports::InputProblem& problem : summary.problems) printer.line("error: " + problem.message);
   for (const auto& [classname, name] : summary.duplicates) {
@@ -527,8 +555,8 @@ int run_tests(const RunOptions& options) {
   } else if (t.failures + t.errors > 0 || group_failed || !summary.problems.empty()) {
     code = ExitCode::kTestsFailed;
   }
-  write_run_record(context, plan, groups, outcomes, provisioning, provision_errors, commands, times, summary, wall,
-                   static_cast<int>(code));
+  write_run_record(context, plan, groups, outcomes, provisioning, provision_errors, commands, times, summary, shard,
+                   ids.size(), wall, static_cast<int>(code));
   return static_cast<int>(code);
 }
 
@@ -544,9 +572,38 @@ int print_plan(const RunOptions& options) {
   Cleanup cleanup(*backend, quiet);
   backend->prepare(util::SignalWatcher::instance().stop_requested());
   std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
-  planning::Plan plan = planning::make_plan(with_durations(ids, options, *runner),
-                                            group_count(options), algorithm);
+  std::optional<ShardSpec> shard;
+  std::vector<planning::Test> tests = select_shard(with_durations(ids, options, *runner), options, quiet, &shard);
+  planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
   std::cout << format_plan(plan, options.format);
+  return 0;
+}
+
+int print_matrix(const RunOptions& options, int shards) {
+  RunContext context = make_context(options);
+  std::unique_ptr<runners::Runner> runner = make_runner(options, context);
+  std::unique_ptr<environments::Backend> backend = make_backend(options, context);
+  std::filesystem::create_directories(context.reports_dir);
+  runner->install_support(context.support_dir);
+  ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
+  Cleanup cleanup(*backend, quiet);
+  backend->prepare(util::SignalWatcher::instance().stop_requested());
+  std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
+  // The same split `--shard K/N` makes on each machine.
+  planning::Plan plan = planning::make_plan(with_durations(ids, options, *runner), shards, planning::Algorithm::kLpt);
+  nlohmann::json include = nlohmann::json::array();
+  for (const planning::Group& g : plan.groups) {
+    include.push_back({{"shard", fmt::format("{}/{}", g.index, shards)},
+                       {"index", g.index},
+                       {"total", shards},
+                       {"tests", g.tests.size()},
+                       {"estimated_seconds", std::round(g.seconds * 10) / 10}});
+  }
+  if (plan.groups.size() < static_cast<std::size_t>(shards)) {
+    quiet.line(fmt::format("only {} tests for {} shards: the matrix has {} entries", plan.tests.size(), shards,
+                           plan.groups.size()));
+  }
+  std::cout << nlohmann::json{{"include", include}}.dump() << "\n";
   return 0;
 }
 

@@ -10,4 +10,7 @@ int run_tests(const RunOptions& options);
 // `testfleet plan`: prints the plan, runs nothing but the collection.
 int print_plan(const RunOptions& options);
 
+// `testfleet matrix N`: a GitHub Actions matrix of N shards with their estimated times, as JSON.
+int print_matrix(const RunOptions& options, int shards);
+
 }  // namespace testfleet::cli

@@ -32,6 +32,8 @@ struct RunOptions {
   std::string compose_command;                // --compose-command: default docker compose, else docker-compose
   bool no_build = false;
   std::vector<std::string> waits;  // --wait HOST:PORT for compose sidecars
+  std::string shard;  // --shard K/N, "off", or empty: detected from the CI system
+  int shards = 0;     // --shards: the count for a Kubernetes Indexed Job
   std::string ci = "auto";
   std::string progress = "auto";  // auto, smart, plain
   std::string format = "text";    // plan's output

@@ -167,4 +167,15 @@ Plan make_plan(std::vector<Test> tests, int groups, Algorithm algorithm) {
   return plan;
 }
 
+std::vector<Test> shard_tests(const std::vector<Test>& tests, int index, int count) {
+  if (count < 1 || index < 1 || index > count) {
+    throw UsageError(fmt::format("shard {}/{} is out of range: the index runs from 1 to the count", index, count));
+  }
+  Plan shards = make_plan(tests, count, Algorithm::kLpt);
+  std::vector<Test> mine;
+  if (static_cast<std::size_t>(index) > shards.groups.size()) return mine;
+  for (std::size_t t : shards.groups[static_cast<std::size_t>(index) - 1].tests) mine.push_back(shards.tests[t]);
+  return mine;
+}
+
 }  // namespace testfleet::planning

@@ -46,4 +46,9 @@ struct Plan {
 // UsageError (the runner collected one test twice). An empty `tests` gives a plan without groups.
 Plan make_plan(std::vector<Test> tests, int groups, Algorithm algorithm);
 
+// The tests of shard `index` of `count` (1-based), in collection order: the whole suite is first split into
+// `count` shards by duration (LPT), the same on every machine whatever its collection order; each machine
+// then plans its own shard into local groups. A shard beyond the number of tests is empty.
+std::vector<Test> shard_tests(const std::vector<Test>& tests, int index, int count);
+
 }  // namespace testfleet::planning

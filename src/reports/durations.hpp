@@ -28,6 +28,7 @@ class DurationStore {
 
   void set(const std::string& id, double seconds);
   std::size_t size() const { return by_id_.size(); }
+  const std::map<std::string, double>& entries() const { return by_id_; }
 
   // pytest-split's format: sorted keys, indent 4.
   std::string to_test_durations_json() const;

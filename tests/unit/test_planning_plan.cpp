@@ -123,3 +123,27 @@ TEST(Plan, RejectsZeroGroupsAndUnknownAlgorithm) {
   EXPECT_THROW(make_plan(tests_with({1}), 0, Algorithm::kLpt), testfleet::UsageError);
   EXPECT_THROW(testfleet::planning::parse_algorithm("random"), testfleet::UsageError);
 }
+
+TEST(Shards, UnionIsTheWholeSuiteWhateverTheOrder) {
+  std::mt19937 random(3);
+  std::lognormal_distribution<double> duration(0.0, 1.0);
+  std::vector<PlannedTest> tests;
+  for (int i = 0; i < 300; ++i) tests.push_back({"t/test_" + std::to_string(i), duration(random), i % 5 == 0});
+  std::multiset<std::string> all;
+  for (int k = 1; k <= 4; ++k) {
+    std::vector<PlannedTest> shuffled = tests;
+    std::shuffle(shuffled.begin(), shuffled.end(), random);
+    std::vector<PlannedTest> mine = testfleet::planning::shard_tests(shuffled, k, 4);
+    EXPECT_FALSE(mine.empty());
+    for (const PlannedTest& t : mine) all.insert(t.id);
+  }
+  EXPECT_EQ(all.size(), tests.size());
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), tests.size());
+}
+
+TEST(Shards, MoreShardsThanTestsAndBadIndices) {
+  std::vector<PlannedTest> tests = {{"a", 1, false}, {"b", 2, false}};
+  EXPECT_EQ(testfleet::planning::shard_tests(tests, 3, 3).size(), 0u);
+  EXPECT_THROW(testfleet::planning::shard_tests(tests, 0, 3), testfleet::UsageError);
+  EXPECT_THROW(testfleet::planning::shard_tests(tests, 4, 3), testfleet::UsageError);
+}
