@@ -267,3 +267,20 @@ def test_gitlab_sections(testfleet, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("section_start:") == 2 and result.stdout.count("section_end:") == 2
     assert "[collapsed=true]" in result.stdout
+
+
+def test_a_malformed_group_report_is_named_and_the_rest_merged(testfleet, tmp_path):
+    project = copy_fixture("generic-runner", tmp_path)
+    ids = [line for line in run([PYTHON, "runner.py", "--list"], cwd=project).stdout.splitlines() if line.strip()]
+    # Group 2's report is cut short after the runner wrote it, as a full disk or a killed writer would leave it.
+    script = ('"$0" runner.py --from-file "$1" --junit "$2"; rc=$?; '
+              'if [ "$TESTFLEET_GROUP" = 2 ]; then head -c 300 "$2" > "$2.cut"; mv "$2.cut" "$2"; fi; exit $rc')
+    result = run([testfleet, "run", "-n", "3", "--list-command", f"{PYTHON} runner.py --list", "--", "/bin/sh", "-c",
+                  script, PYTHON, "{tests_file}", "{junit}"], cwd=project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "group-2/junit.xml:" in result.stdout
+    merged = project / "testfleet-reports" / "junit.xml"
+    cases = junit_cases(merged)
+    assert sum(cases.values()) >= len(ids)
+    assert {name for _, name, _ in cases} >= set(ids)
+    assert "not reported: group 2" in merged.read_text()
