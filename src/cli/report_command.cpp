@@ -9,7 +9,9 @@
 namespace testfleet::cli {
 namespace {
 
-std::string generated_by() { return fmt::format("testfleet {}", TESTFLEET_VERSION); }
+std::string generated_by() {
+  return fmt::format("testfleet {}", TESTFLEET_VERSION);
+}
 
 }  // namespace
 

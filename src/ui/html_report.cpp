@@ -151,10 +151,13 @@ void place_by_junit(const std::vector<reports::TestCaseRecord>& records, double 
 
 // ---------------------------------------------------------------------------------------------- writing
 
-std::string percent(double value) { return fmt::format("{:.3f}%", std::clamp(value, 0.0, 100.0)); }
+std::string percent(double value) {
+  return fmt::format("{:.3f}%", std::clamp(value, 0.0, 100.0));
+}
 
 std::string seconds_text(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
+  if (seconds < 0.0001) return "<0.1 ms";
   if (seconds < 0.01) return fmt::format("{:.1f} ms", seconds * 1000);
   if (seconds < 1) return fmt::format("{:.0f} ms", seconds * 1000);
   return util::format_duration(seconds);
@@ -342,7 +345,9 @@ struct Balance {
   double test_time = 0;  // the tests' own seconds, summed
   double longest = 0;    // the longest test: no split can end before it
   double makespan() const { return last_end - first_start; }
-  double ideal() const { return std::max(work / static_cast<double>(std::max<std::size_t>(groups_run, 1)), longest); }
+  double ideal() const {
+    return std::max(work / static_cast<double>(std::max<std::size_t>(groups_run, 1)), longest);
+  }
 };
 
 Balance measure(const RunRecord& run) {
@@ -363,7 +368,12 @@ Balance measure(const RunRecord& run) {
 
 class Page {
  public:
-  explicit Page(const RunRecord& run) : run_(run), balance_(measure(run)) {}
+  explicit Page(const RunRecord& run) : run_(run), balance_(measure(run)) {
+    std::size_t planned = 0;
+    for (const GroupRecord& g : run.groups) planned += g.planned_tests;
+    // Without a single past duration the plan counted one second a test: no estimate to show.
+    estimates_known_ = !run.estimated_tests || *run.estimated_tests < planned;
+  }
   std::string render(const std::string& generated_by);
 
  private:
@@ -380,6 +390,7 @@ class Page {
 
   const RunRecord& run_;
   Balance balance_;
+  bool estimates_known_ = true;
   std::string out_;
   // The timeline's scale: its start (seconds since the epoch), its length, its grid step as a share.
   double origin_ = 0;
@@ -399,12 +410,13 @@ void Page::segment(double from, double to, std::string_view classes, const std::
 void Page::header() {
   std::string state = run_.exit_code == 0 ? "pass" : run_.exit_code == 1 ? "fail" : "error";
   out_ += "<section class=\"card\"><div class=\"head\">";
-  out_ += fmt::format("<div><h1>testfleet run {}</h1><div class=\"muted\">{} &middot; <span class=\"mono\">{}"
-                      "</span> &middot; {} groups &middot; {} split</div></div>",
-                      html_escape(run_.run_id), run_.run_started > 0 ? utc_time(run_.run_started) : "?",
-                      html_escape(run_.cwd), run_.groups.size(), html_escape(run_.algorithm));
-  out_ += fmt::format("<div style=\"margin-left:auto\"><span class=\"pill big {}\">{}</span></div></div>", state,
-                      html_escape(verdict(run_.exit_code)));
+  out_ += fmt::format(
+      "<div><h1>testfleet run {}</h1><div class=\"muted\">{} &middot; <span class=\"mono\">{}"
+      "</span> &middot; {} groups &middot; {} split</div></div>",
+      html_escape(run_.run_id), run_.run_started > 0 ? utc_time(run_.run_started) : "?",
+      html_escape(run_.cwd), run_.groups.size(), html_escape(run_.algorithm));
+  out_ += fmt::format("<div style=\"margin-left:auto\"><span class=\"pill big {}\">{}</span></div></div>",
+                      state, html_escape(verdict(run_.exit_code)));
   for (const std::string& note : run_.notes) out_ += "<div class=\"note\">" + html_escape(note) + "</div>";
   out_ += "</section>\n";
 }
@@ -441,11 +453,12 @@ void Page::summary() {
          fmt::format("{:.0f}%", makespan > 0 ? std::min(100.0, ideal / makespan * 100) : 100.0), "balance",
          "ideal / makespan: 100% when every group ends at the same time");
     stat("", seconds_text(b.test_time), "time in tests",
-         fmt::format("the rest of the groups' {} went to start-up, collection and fixtures", seconds_text(b.work)));
+         fmt::format("the rest of the groups' {} went to start-up, collection and fixtures",
+                     seconds_text(b.work)));
   }
-  if (run_.lower_bound_seconds > 0) {
+  if (run_.lower_bound_seconds > 0 && estimates_known_) {
     stat("", seconds_text(run_.lower_bound_seconds), "planned lower bound",
-         "the plan's estimate from past durations (1 s per test without any)");
+         "the best makespan the plan expected from past durations");
   }
   out_ += "</div>";
   if (!run_.merged_junit.empty()) {
@@ -462,12 +475,13 @@ void Page::timeline_group(const GroupRecord& g) {
   out_ += fmt::format(
       "<div class=\"tl-row\"><div class=\"tl-label\"><a href=\"#group-{0}\">group {0}</a>{1}"
       "<small>{2} &middot; {3}</small></div><div class=\"tl-track\" style=\"background-size:{4} 100%\">",
-      g.index, g.tests_approximate ? " <span title=\"placed by JUnit times: no progress stream\">&asymp;</span>" : "",
+      g.index,
+      g.tests_approximate ? " <span title=\"placed by JUnit times: no progress stream\">&asymp;</span>" : "",
       html_escape(status), html_escape(took), grid_);
   if (g.provision_seconds && run_.provision_started > 0) {
     double end = run_.provision_started + *g.provision_seconds;
-    std::string title = g.provision_error ? "provisioning failed after " + seconds_text(*g.provision_seconds) +
-                                                ": " + *g.provision_error
+    std::string title = g.provision_error ? "provisioning failed after " +
+                                                seconds_text(*g.provision_seconds) + ": " + *g.provision_error
                                           : "provisioning: " + seconds_text(*g.provision_seconds);
     segment(run_.provision_started, end, g.provision_error ? "prov failed" : "prov", title);
   }
@@ -483,7 +497,8 @@ void Page::timeline_group(const GroupRecord& g) {
     bool mergeable = !first.unfinished && !is_failure(first.outcome);
     std::size_t j = i + 1;
     if (mergeable) {
-      while (j < g.tests.size() && position(g.tests[j - 1].ended) - position(first.started) < kMinBarPercent &&
+      while (j < g.tests.size() &&
+             position(g.tests[j - 1].ended) - position(first.started) < kMinBarPercent &&
              !g.tests[j].unfinished && g.tests[j].outcome == first.outcome) {
         ++j;
       }
@@ -501,13 +516,14 @@ void Page::timeline_group(const GroupRecord& g) {
       title = fmt::format("{} tests {}, {} in all, from +{}\n{}\n...\n{}", j - i, outcome_word(first.outcome),
                           seconds_text(seconds), seconds_text(first.started - origin_), first.id, last.id);
     }
-    segment(first.started, std::max(last.ended, first.started), std::string("t ") + std::string(outcome_class(first)),
-            title);
+    segment(first.started, std::max(last.ended, first.started),
+            std::string("t ") + std::string(outcome_class(first)), title);
     i = j;
   }
   if (run_.teardown_started > 0 && run_.teardown_ended >= run_.teardown_started) {
-    segment(run_.teardown_started, run_.teardown_ended, "down",
-            "teardown of every environment: " + seconds_text(run_.teardown_ended - run_.teardown_started));
+    double seconds = g.teardown_seconds.value_or(run_.teardown_ended - run_.teardown_started);
+    segment(run_.teardown_started, run_.teardown_started + seconds, "down",
+            "teardown of its environment: " + seconds_text(seconds));
   }
   if (ideal_end_ > 0) {
     out_ += fmt::format("<div class=\"mark\" style=\"left:{}\" title=\"ideal end: {}\"></div>",
@@ -554,8 +570,10 @@ void Page::timeline() {
     const char* classes;
     const char* name;
   };
+  double prepared = run_.run_started + run_.prepare_seconds;
   const Phase phases[] = {
-      {run_.run_started, run_.provision_started, "plan", "collect and plan"},
+      {run_.run_started, prepared, "prov", "prepare"},
+      {prepared, run_.provision_started, "plan", "collect and plan"},
       {run_.provision_started, run_.execute_started, "prov", "provision"},
       {run_.execute_started, run_.teardown_started, "exec", "run the groups"},
       {run_.teardown_started, run_.teardown_ended, "down", "teardown"},
@@ -569,24 +587,26 @@ void Page::timeline() {
   out_ += "</div></div>\n";
   for (const GroupRecord& g : run_.groups) timeline_group(g);
   out_ += "</div>";
-  out_ += R"html(<div class="legend"><span><i style="background:var(--prov)"></i>provisioning</span>)html"
-          R"html(<span><i style="background:var(--proc)"></i>group process</span>)html"
-          R"html(<span><i style="background:var(--pass)"></i>passed</span>)html"
-          R"html(<span><i style="background:var(--fail)"></i>failed</span>)html"
-          R"html(<span><i style="background:var(--error)"></i>error</span>)html"
-          R"html(<span><i style="background:var(--skip)"></i>skipped</span>)html"
-          R"html(<span><i style="background:repeating-linear-gradient(45deg,var(--fail) 0 3px,transparent 3px 6px)">)html"
-          R"html(</i>running when the group ended</span>)html"
-          R"html(<span><i style="background:var(--down)"></i>teardown</span>)html"
-          R"html(<span><i style="border-left:2px dashed var(--ideal);border-radius:0;width:2px"></i>ideal end</span>)html"
-          R"html(<span>hover a bar for its test; &asymp;: placed by JUnit times</span></div>)html";
+  out_ +=
+      R"html(<div class="legend"><span><i style="background:var(--prov)"></i>provisioning</span>)html"
+      R"html(<span><i style="background:var(--proc)"></i>group process</span>)html"
+      R"html(<span><i style="background:var(--pass)"></i>passed</span>)html"
+      R"html(<span><i style="background:var(--fail)"></i>failed</span>)html"
+      R"html(<span><i style="background:var(--error)"></i>error</span>)html"
+      R"html(<span><i style="background:var(--skip)"></i>skipped</span>)html"
+      R"html(<span><i style="background:repeating-linear-gradient(45deg,var(--fail) 0 3px,transparent 3px 6px)">)html"
+      R"html(</i>running when the group ended</span>)html"
+      R"html(<span><i style="background:var(--down)"></i>teardown</span>)html"
+      R"html(<span><i style="border-left:2px dashed var(--ideal);border-radius:0;width:2px"></i>ideal end</span>)html"
+      R"html(<span>hover a bar for its test; &asymp;: placed by JUnit times</span></div>)html";
   out_ += "</section>\n";
 }
 
 void Page::groups() {
-  out_ += "<section class=\"card\"><h2>Groups</h2><table><thead><tr><th>group</th><th>status</th>"
-          "<th class=\"num\">tests</th><th class=\"num\">estimate</th><th class=\"num\">took</th>"
-          "<th class=\"num\">provisioning</th><th class=\"num\">in tests</th><th>output</th></tr></thead><tbody>";
+  out_ +=
+      "<section class=\"card\"><h2>Groups</h2><table><thead><tr><th>group</th><th>status</th>"
+      "<th class=\"num\">tests</th><th class=\"num\">estimate</th><th class=\"num\">took</th>"
+      "<th class=\"num\">provisioning</th><th class=\"num\">in tests</th><th>output</th></tr></thead><tbody>";
   for (const GroupRecord& g : run_.groups) {
     std::size_t failed = 0;
     double in_tests = 0;
@@ -602,31 +622,35 @@ void Page::groups() {
     }
     out_ += fmt::format(
         "<tr><td><a href=\"#group-{0}\">group {0}</a></td><td><span class=\"pill {1}\">{2}</span></td>"
-        "<td class=\"num\">{3}{4}</td><td class=\"num\">{5}</td><td class=\"num\">{6}</td><td class=\"num\">{7}</td>"
+        "<td class=\"num\">{3}{4}</td><td class=\"num\">{5}</td><td class=\"num\">{6}</td><td "
+        "class=\"num\">{7}</td>"
         "<td class=\"num\">{8}</td><td class=\"mono\">{9}</td></tr>",
         g.index, group_passed(g) ? "pass" : "fail", html_escape(status), g.planned_tests,
         failed > 0 ? fmt::format(" <span class=\"muted\">({} failed)</span>", failed) : "",
-        seconds_text(g.estimate_seconds), g.started && g.ended ? seconds_text(*g.ended - *g.started) : "&ndash;",
+        estimates_known_ && g.estimate_seconds > 0 ? seconds_text(g.estimate_seconds) : "&ndash;",
+        g.started && g.ended ? seconds_text(*g.ended - *g.started) : "&ndash;",
         g.provision_seconds ? seconds_text(*g.provision_seconds) : "&ndash;",
         g.tests.empty() ? "&ndash;" : seconds_text(in_tests), log_link);
   }
   out_ += "</tbody></table>\n";
   for (const GroupRecord& g : run_.groups) {
-    out_ += fmt::format("<details id=\"group-{0}\"><summary><b>group {0}</b> &middot; command and output "
-                        "<span class=\"muted\">({1} bytes of output)</span></summary>",
-                        g.index, g.output_bytes);
+    out_ += fmt::format(
+        "<details id=\"group-{0}\"><summary><b>group {0}</b> &middot; command and output "
+        "<span class=\"muted\">({1} bytes of output)</span></summary>",
+        g.index, g.output_bytes);
     out_ += "<div class=\"muted\">command</div>";
-    out_ += "<pre class=\"cmd\">" + html_escape(g.command.empty() ? "(never started)" : util::shell_join(g.command)) +
-            "</pre>";
+    out_ += "<pre class=\"cmd\">" +
+            html_escape(g.command.empty() ? "(never started)" : util::shell_join(g.command)) + "</pre>";
     if (g.provision_error) {
-      out_ += "<div class=\"note\">its environment could not be provisioned: " + html_escape(*g.provision_error) +
-              "</div>";
+      out_ +=
+          "<div class=\"note\">its environment could not be provisioned: " + html_escape(*g.provision_error) +
+          "</div>";
     }
-    out_ += fmt::format("<div class=\"muted\">output: <span class=\"mono\">{}</span>{}</div>",
-                        html_escape(g.log.string()),
-                        g.output.size() < g.output_bytes ? fmt::format(" (its last {} bytes below)", g.output.size())
-                                                         : "");
-    out_ += "<pre class=\"log\">" + html_escape(g.output.empty() ? "(empty)" : g.output) + "</pre></details>\n";
+    out_ += fmt::format(
+        "<div class=\"muted\">output: <span class=\"mono\">{}</span>{}</div>", html_escape(g.log.string()),
+        g.output.size() < g.output_bytes ? fmt::format(" (its last {} bytes below)", g.output.size()) : "");
+    out_ +=
+        "<pre class=\"log\">" + html_escape(g.output.empty() ? "(empty)" : g.output) + "</pre></details>\n";
   }
   out_ += "</section>\n";
 }
@@ -638,17 +662,19 @@ void Page::failures() {
     const Failure& failure = run_.failures[i];
     const reports::TestCaseRecord& r = failure.record;
     bool error = r.outcome == reports::Outcome::kError;
-    std::string where = failure.group > 0 ? fmt::format("<a href=\"#group-{0}\">group {0}</a>", failure.group) : "";
+    std::string where =
+        failure.group > 0 ? fmt::format("<a href=\"#group-{0}\">group {0}</a>", failure.group) : "";
     std::string heading = fmt::format(
         "<span class=\"pill {}\">{}</span> <span class=\"nm\">{}</span> <span class=\"muted\">{}</span>"
         "<span class=\"cls\">{}</span>",
-        error ? "error" : "fail", error ? "error" : "failed", html_escape(r.name), where, html_escape(r.classname));
+        error ? "error" : "fail", error ? "error" : "failed", html_escape(r.name), where,
+        html_escape(r.classname));
     if (i >= kDetailedFailures) {
       out_ += "<div class=\"failure\" style=\"padding:4px 0\">" + heading + "</div>";
       continue;
     }
-    out_ += fmt::format("<details class=\"failure\"{}><summary>{}</summary>", i < kOpenFailures ? " open" : "",
-                        heading);
+    out_ += fmt::format("<details class=\"failure\"{}><summary>{}</summary>",
+                        i < kOpenFailures ? " open" : "", heading);
     if (!r.message.empty()) out_ += "<div class=\"msg\">" + html_escape(r.message) + "</div>";
     if (!r.text.empty() && r.text != r.message) {
       out_ += "<pre>" + html_escape(tail_bytes(r.text, kMaxFailureBytes)) + "</pre>";
@@ -656,9 +682,10 @@ void Page::failures() {
     out_ += "</details>\n";
   }
   if (run_.failures.size() > kDetailedFailures) {
-    out_ += fmt::format("<p class=\"muted\">Only the first {} failures are shown with their output; the merged "
-                        "JUnit has every one.</p>",
-                        kDetailedFailures);
+    out_ += fmt::format(
+        "<p class=\"muted\">Only the first {} failures are shown with their output; the merged "
+        "JUnit has every one.</p>",
+        kDetailedFailures);
   }
   out_ += "</section>\n";
 }
@@ -673,16 +700,20 @@ void Page::slowest() {
   std::partial_sort(tests.begin(), tests.begin() + static_cast<std::ptrdiff_t>(count), tests.end(),
                     [](const auto& a, const auto& b) { return a.first->seconds > b.first->seconds; });
   double slowest = std::max(tests.front().first->seconds, 1e-9);
-  out_ += fmt::format("<section class=\"card\"><h2>Slowest tests</h2><table><thead><tr><th>test</th><th>group</th>"
-                      "<th>outcome</th><th class=\"num\">time</th><th style=\"width:22%\"></th></tr></thead><tbody>");
+  out_ += fmt::format(
+      "<section class=\"card\"><h2>Slowest tests</h2><table><thead><tr><th>test</th><th>group</th>"
+      "<th>outcome</th><th class=\"num\">time</th><th style=\"width:22%\"></th></tr></thead><tbody>");
   for (std::size_t i = 0; i < count; ++i) {
     const TimedTest& test = *tests[i].first;
     out_ += fmt::format(
-        "<tr><td class=\"id\">{0}</td><td><a href=\"#group-{1}\">group&nbsp;{1}</a></td><td><span class=\"pill {2}\">"
-        "{3}</span></td><td class=\"num\">{4}</td><td><div class=\"meter\"><div style=\"width:{5}\"></div></div>"
+        "<tr><td class=\"id\">{0}</td><td><a href=\"#group-{1}\">group&nbsp;{1}</a></td><td><span "
+        "class=\"pill {2}\">"
+        "{3}</span></td><td class=\"num\">{4}</td><td><div class=\"meter\"><div "
+        "style=\"width:{5}\"></div></div>"
         "</td></tr>",
-        html_escape(test.id), tests[i].second, outcome_class(test), test.unfinished ? "unfinished" : outcome_word(test.outcome),
-        seconds_text(test.seconds), percent(test.seconds / slowest * 100));
+        html_escape(test.id), tests[i].second, outcome_class(test),
+        test.unfinished ? "unfinished" : outcome_word(test.outcome), seconds_text(test.seconds),
+        percent(test.seconds / slowest * 100));
   }
   out_ += "</tbody></table></section>\n";
 }
@@ -691,8 +722,9 @@ std::string Page::render(const std::string& generated_by) {
   std::string title = fmt::format("testfleet {}: {}", run_.run_id, verdict(run_.exit_code));
   out_ += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
   // Nothing may be fetched: the page is read from disk or from a CI artifact store, often offline.
-  out_ += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-          "img-src data:\">\n";
+  out_ +=
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+      "img-src data:\">\n";
   out_ += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
   out_ += "<title>" + html_escape(title) + "</title>\n<style>" + kStyle + "</style></head>\n<body><main>\n";
   header();
@@ -702,8 +734,7 @@ std::string Page::render(const std::string& generated_by) {
   groups();
   slowest();
   out_ += fmt::format("<footer>Made by {} from {} on {}.</footer>\n", html_escape(generated_by),
-                      html_escape(run_.dir.string()),
-                      utc_time(static_cast<double>(std::time(nullptr))));
+                      html_escape(run_.dir.string()), utc_time(static_cast<double>(std::time(nullptr))));
   out_ += "</main></body></html>\n";
   return std::move(out_);
 }
@@ -720,11 +751,12 @@ std::string html_escape(std::string_view input) {
       std::size_t end = i + 1;
       if (end < input.size() && input[end] == '[') {
         ++end;
-        while (end < input.size() && (static_cast<unsigned char>(input[end]) < 0x40 || input[end] > 0x7E)) ++end;
+        while (end < input.size() && (static_cast<unsigned char>(input[end]) < 0x40 || input[end] > 0x7E))
+          ++end;
         ++end;
       } else if (end < input.size() && input[end] == ']') {
-        while (end < input.size() && input[end] != '\a' && !(input[end] == '\x1b' && end + 1 < input.size() &&
-                                                               input[end + 1] == '\\')) {
+        while (end < input.size() && input[end] != '\a' &&
+               !(input[end] == '\x1b' && end + 1 < input.size() && input[end + 1] == '\\')) {
           ++end;
         }
         end += end < input.size() && input[end] == '\x1b' ? 2 : 1;
@@ -811,9 +843,10 @@ RunRecord load_run(const fs::path& reports_dir) {
   run.dir = reports_dir;
   fs::path record_path = reports_dir / "run.json";
   if (!fs::exists(record_path)) {
-    throw UsageError(fmt::format("{}: no run.json, so not a testfleet reports directory (testfleet run writes it "
-                                 "when a run ends)",
-                                 reports_dir.string()));
+    throw UsageError(
+        fmt::format("{}: no run.json, so not a testfleet reports directory (testfleet run writes it "
+                    "when a run ends)",
+                    reports_dir.string()));
   }
   json record;
   try {
@@ -830,8 +863,11 @@ RunRecord load_run(const fs::path& reports_dir) {
   run.wall_seconds = number(record, "wall_seconds");
   run.lower_bound_seconds = number(record, "lower_bound_seconds");
   run.merged_junit = text(record, "merged_junit");
+  if (record.contains("estimated_tests"))
+    run.estimated_tests = static_cast<std::size_t>(number(record, "estimated_tests"));
   if (auto times = record.find("times"); times != record.end() && times->is_object()) {
     run.run_started = number(*times, "run_started");
+    run.prepare_seconds = number(*times, "prepare_seconds");
     run.provision_started = number(*times, "provision_started");
     run.execute_started = number(*times, "execute_started");
     run.teardown_started = number(*times, "teardown_started");
@@ -863,6 +899,7 @@ RunRecord load_run(const fs::path& reports_dir) {
       }
       if (entry.contains("provision_seconds")) g.provision_seconds = number(entry, "provision_seconds");
       if (entry.contains("provision_error")) g.provision_error = text(entry, "provision_error");
+      if (entry.contains("teardown_seconds")) g.teardown_seconds = number(entry, "teardown_seconds");
       if (entry.contains("started")) g.started = number(entry, "started");
       if (entry.contains("ended")) g.ended = number(entry, "ended");
       g.status = text(entry, "status");
@@ -889,7 +926,8 @@ RunRecord load_run(const fs::path& reports_dir) {
           run.notes.push_back(fmt::format("group {}'s JUnit is unreadable: {}", g.index, e.what()));
         }
       }
-      for (const reports::TestCaseRecord& c : cases) group_of.emplace(std::make_pair(c.classname, c.name), g.index);
+      for (const reports::TestCaseRecord& c : cases)
+        group_of.emplace(std::make_pair(c.classname, c.name), g.index);
       if (!read_progress(dir / "progress.jsonl", g) && !cases.empty()) {
         place_by_junit(cases, g.started.value_or(run.execute_started), g);
       }
@@ -913,8 +951,8 @@ RunRecord load_run(const fs::path& reports_dir) {
         run.notes.push_back(fmt::format("the merged JUnit is unreadable: {}", e.what()));
       }
     } else {
-      run.notes.push_back(fmt::format("the merged JUnit {} is gone: failures are taken from the groups' reports",
-                                      run.merged_junit));
+      run.notes.push_back(fmt::format(
+          "the merged JUnit {} is gone: failures are taken from the groups' reports", run.merged_junit));
     }
   }
   if (have_merged) {

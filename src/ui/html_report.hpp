@@ -30,8 +30,8 @@ struct TimedTest {
   reports::Outcome outcome = reports::Outcome::kPassed;
   double started = 0;  // seconds since the epoch
   double ended = 0;
-  double seconds = 0;        // as the runner measured it (setup + call + teardown)
-  bool unfinished = false;   // started, never reported: the group ended (crash, timeout, stop) during it
+  double seconds = 0;       // as the runner measured it (setup + call + teardown)
+  bool unfinished = false;  // started, never reported: the group ended (crash, timeout, stop) during it
   std::string message;
 };
 
@@ -43,11 +43,12 @@ struct GroupRecord {
   std::filesystem::path log;  // the group's output.log, in the reports directory when it is there
   std::optional<double> provision_seconds;
   std::optional<std::string> provision_error;
-  std::optional<double> started;  // seconds since the epoch
+  std::optional<double> teardown_seconds;  // from the run's teardown start
+  std::optional<double> started;           // seconds since the epoch
   std::optional<double> ended;
   std::string status;  // "exit 1", "killed by SIGKILL", "could not start"
   bool timed_out = false;
-  std::vector<TimedTest> tests;  // in the order they ran
+  std::vector<TimedTest> tests;    // in the order they ran
   bool tests_approximate = false;  // placed by JUnit times, not by a progress stream
   std::string output;              // the log's tail
   std::size_t output_bytes = 0;    // the whole log's size
@@ -65,8 +66,11 @@ struct RunRecord {
   std::string algorithm;
   int exit_code = 0;
   double wall_seconds = 0;
-  double lower_bound_seconds = 0;  // the plan's, from estimated durations
-  double run_started = 0;          // phase times, seconds since the epoch (0: the phase never began)
+  double lower_bound_seconds = 0;  // the plan's, from past durations
+  // Tests the plan had no past duration for; when it is every test, the plan's times mean nothing.
+  std::optional<std::size_t> estimated_tests;
+  double run_started = 0;      // phase times, seconds since the epoch (0: the phase never began)
+  double prepare_seconds = 0;  // from the run's start: images built, templates made, once for all groups
   double provision_started = 0;
   double execute_started = 0;
   double teardown_started = 0;
@@ -75,7 +79,7 @@ struct RunRecord {
   std::size_t not_reported = 0;
   std::string merged_junit;
   std::vector<GroupRecord> groups;
-  std::vector<Failure> failures;  // every failed or erroneous testcase of the merged JUnit
+  std::vector<Failure> failures;   // every failed or erroneous testcase of the merged JUnit
   std::vector<std::string> notes;  // what could not be read, said on the page
 };
 
@@ -87,7 +91,8 @@ RunRecord load_run(const std::filesystem::path& reports_dir);
 std::string render_html_report(const RunRecord& run, const std::string& generated_by);
 
 // Reads `reports_dir` and writes `reports_dir`/report.html atomically; returns its path.
-std::filesystem::path write_html_report(const std::filesystem::path& reports_dir, const std::string& generated_by);
+std::filesystem::path write_html_report(const std::filesystem::path& reports_dir,
+                                        const std::string& generated_by);
 
 // Text made safe inside HTML elements and attribute values: & < > " ' escaped, invalid UTF-8 as U+FFFD,
 // control characters other than tab and newline as their visible symbols (U+2400...), escape sequences

@@ -25,7 +25,7 @@ bool env_set(const char* name) {
 // The character at text[i] and its length in bytes; a stray byte counts as one character of its own.
 std::pair<char32_t, std::size_t> decode(std::string_view text, std::size_t i) {
   auto byte = static_cast<unsigned char>(text[i]);
-  std::size_t length = byte < 0x80            ? 1
+  std::size_t length = byte < 0x80             ? 1
                        : (byte & 0xE0) == 0xC0 ? 2
                        : (byte & 0xF0) == 0xE0 ? 3
                        : (byte & 0xF8) == 0xF0 ? 4
@@ -64,7 +64,9 @@ std::string bar(double fraction, std::size_t cells) {
   return std::string(filled, '#') + std::string(cells - filled, '.');
 }
 
-bool ended(const GroupView& group) { return group.state == GroupState::kPassed || group.state == GroupState::kFailed; }
+bool ended(const GroupView& group) {
+  return group.state == GroupState::kPassed || group.state == GroupState::kFailed;
+}
 
 // Which groups get a line when not all fit: those that are doing something or failed, then those
 // still waiting, then those that passed (their line says nothing the total line does not).
@@ -136,16 +138,18 @@ std::string elide(std::string_view text, std::size_t columns) {
   return out;
 }
 
-double remaining_seconds(const std::vector<GroupView>& groups) {
+std::optional<double> remaining_seconds(const std::vector<GroupView>& groups) {
   double remaining = 0;
   for (const GroupView& g : groups) {
     if (ended(g)) continue;
-    double left = std::max(0.0, g.estimate - g.elapsed);
     if (g.state == GroupState::kRunning && g.counts_known && g.done > 0) {
       std::size_t to_do = g.total > g.done ? g.total - g.done : 0;
-      left = g.elapsed * static_cast<double>(to_do) / static_cast<double>(g.done);
+      remaining = std::max(remaining, g.elapsed * static_cast<double>(to_do) / static_cast<double>(g.done));
+    } else if (g.estimate > 0) {
+      remaining = std::max(remaining, std::max(0.0, g.estimate - g.elapsed));
+    } else {
+      return std::nullopt;
     }
-    remaining = std::max(remaining, left);
   }
   return remaining;
 }
@@ -157,7 +161,9 @@ StatusPrinter::StatusPrinter(Mode mode, std::FILE* out) : out_(out) {
   color_ = !env_set("NO_COLOR") && (tty || env_set("CLICOLOR_FORCE"));
 }
 
-StatusPrinter::~StatusPrinter() { clear(); }
+StatusPrinter::~StatusPrinter() {
+  clear();
+}
 
 void StatusPrinter::write(const std::string& text) const {
   std::fwrite(text.data(), 1, text.size(), out_);
@@ -191,7 +197,9 @@ void StatusPrinter::print_above(const std::string& text) {
   write(screen);
 }
 
-void StatusPrinter::line(const std::string& text) { print_above(text + "\n"); }
+void StatusPrinter::line(const std::string& text) {
+  print_above(text + "\n");
+}
 
 void StatusPrinter::block(const std::string& text) {
   print_above(text.empty() || text.back() == '\n' ? text : text + "\n");
@@ -236,9 +244,10 @@ std::vector<std::string> StatusPrinter::layout(const std::vector<GroupView>& gro
   std::vector<std::string> lines;
   for (std::size_t i : shown) {
     const GroupView& g = groups[i];
-    double fraction = g.counts_known && g.total > 0 ? static_cast<double>(g.done) / static_cast<double>(g.total)
-                      : g.estimate > 0              ? g.elapsed / g.estimate
-                                                    : 0.0;
+    double fraction = g.counts_known && g.total > 0
+                          ? static_cast<double>(g.done) / static_cast<double>(g.total)
+                      : g.estimate > 0 ? g.elapsed / g.estimate
+                                       : 0.0;
     if (ended(g)) fraction = 1.0;
     std::string counts = g.counts_known || ended(g) ? fmt::format("{}/{} tests", g.done, g.total)
                                                     : fmt::format("{} tests", g.total);
@@ -246,10 +255,11 @@ std::vector<std::string> StatusPrinter::layout(const std::vector<GroupView>& gro
     std::string state = fmt::format("{:<12}", to_string(g.state));
     if (g.state == GroupState::kFailed) state = red(state);
     if (g.state == GroupState::kPassed) state = green(state);
-    lines.push_back(elide(fmt::format("  group {:>2} [{}] {} {:>16}  {} / ~{}{}", g.index, bar(fraction, kBarCells),
-                                      state, counts, util::format_duration(g.elapsed),
-                                      util::format_duration(g.estimate), g.detail.empty() ? "" : "  " + g.detail),
-                          columns));
+    std::string estimate = g.estimate > 0 ? " / ~" + util::format_duration(g.estimate) : "";
+    lines.push_back(elide(
+        fmt::format("  group {:>2} [{}] {} {:>16}  {}{}{}", g.index, bar(fraction, kBarCells), state, counts,
+                    util::format_duration(g.elapsed), estimate, g.detail.empty() ? "" : "  " + g.detail),
+        columns));
   }
   if (summarize && group_lines > 0) {
     std::size_t hidden[3] = {0, 0, 0};
@@ -260,16 +270,17 @@ std::vector<std::string> StatusPrinter::layout(const std::vector<GroupView>& gro
     if (hidden[0] > 0) parts.push_back(fmt::format("{} busy", hidden[0]));
     if (hidden[1] > 0) parts.push_back(fmt::format("{} waiting", hidden[1]));
     if (hidden[2] > 0) parts.push_back(fmt::format("{} done", hidden[2]));
-    lines.push_back(elide(fmt::format("  \u2026 {} more groups: {}", groups.size() - shown.size(),
-                                      util::join(parts, ", ")),
-                          columns));
+    lines.push_back(elide(
+        fmt::format("  \u2026 {} more groups: {}", groups.size() - shown.size(), util::join(parts, ", ")),
+        columns));
   }
-  lines.push_back(elide(fmt::format("{} {}/{} groups done, {}/{} tests, {} elapsed{}", bold("testfleet:"),
-                                    finished_groups, groups.size(), done, total, util::format_duration(elapsed),
-                                    finished_groups < groups.size()
-                                        ? ", ETA ~" + util::format_duration(remaining_seconds(groups))
-                                        : ""),
-                        columns));
+  std::optional<double> remaining = remaining_seconds(groups);
+  lines.push_back(elide(
+      fmt::format(
+          "{} {}/{} groups done, {}/{} tests, {} elapsed{}", bold("testfleet:"), finished_groups,
+          groups.size(), done, total, util::format_duration(elapsed),
+          finished_groups < groups.size() && remaining ? ", ETA ~" + util::format_duration(*remaining) : ""),
+      columns));
   return lines;
 }
 
@@ -284,10 +295,14 @@ void StatusPrinter::status(const std::vector<GroupView>& groups, double elapsed)
   write(screen);
 }
 
-std::string StatusPrinter::red(const std::string& text) const { return color_ ? "\x1b[31m" + text + kReset : text; }
+std::string StatusPrinter::red(const std::string& text) const {
+  return color_ ? "\x1b[31m" + text + kReset : text;
+}
 std::string StatusPrinter::green(const std::string& text) const {
   return color_ ? "\x1b[32m" + text + kReset : text;
 }
-std::string StatusPrinter::bold(const std::string& text) const { return color_ ? "\x1b[1m" + text + kReset : text; }
+std::string StatusPrinter::bold(const std::string& text) const {
+  return color_ ? "\x1b[1m" + text + kReset : text;
+}
 
 }  // namespace testfleet::ui

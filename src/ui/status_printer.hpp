@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,12 +24,12 @@ enum class GroupState { kWaiting, kProvisioning, kRunning, kMerging, kPassed, kF
 struct GroupView {
   int index = 0;
   GroupState state = GroupState::kWaiting;
-  std::size_t done = 0;        // tests finished, when the runner reports them
-  std::size_t total = 0;       // tests planned
-  bool counts_known = false;   // whether `done` comes from the runner (else time is the only measure)
-  double elapsed = 0;          // seconds
-  double estimate = 0;         // seconds
-  std::string detail;          // "exit 1", "timed out", the environment
+  std::size_t done = 0;       // tests finished, when the runner reports them
+  std::size_t total = 0;      // tests planned
+  bool counts_known = false;  // whether `done` comes from the runner (else time is the only measure)
+  double elapsed = 0;         // seconds
+  double estimate = 0;        // seconds
+  std::string detail;         // "exit 1", "timed out", the environment
 };
 
 class StatusPrinter {
@@ -86,6 +87,7 @@ std::string elide(std::string_view text, std::size_t columns);
 
 // The seconds left until every group is done: for a group whose runner reports counts, its pace so far
 // over the tests it has left, else its estimate minus its elapsed time; the largest over the groups.
-double remaining_seconds(const std::vector<GroupView>& groups);
+// Nothing when a group has neither (no durations were known and its runner does not count).
+std::optional<double> remaining_seconds(const std::vector<GroupView>& groups);
 
 }  // namespace testfleet::ui
