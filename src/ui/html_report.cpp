@@ -8,7 +8,6 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "util/error.hpp"
 #include "util/files.hpp"
@@ -27,8 +26,6 @@ constexpr std::size_t kOpenFailures = 30;       // the first ones are shown unfo
 constexpr std::size_t kSlowestTests = 15;
 // A passing test narrower than this share of the timeline is drawn together with its neighbours.
 constexpr double kMinBarPercent = 0.15;
-
-// ---------------------------------------------------------------------------------------------- reading
 
 // The last `max_bytes` of a file, starting at a line, and the file's size; without reading the rest.
 std::string read_tail(const fs::path& path, std::size_t max_bytes, std::size_t& size) {
@@ -148,8 +145,6 @@ void place_by_junit(const std::vector<reports::TestCaseRecord>& records, double 
   }
   group.tests_approximate = true;
 }
-
-// ---------------------------------------------------------------------------------------------- writing
 
 std::string percent(double value) {
   return fmt::format("{:.3f}%", std::clamp(value, 0.0, 100.0));
@@ -412,9 +407,10 @@ void Page::header() {
   out_ += "<section class=\"card\"><div class=\"head\">";
   out_ += fmt::format(
       "<div><h1>testfleet run {}</h1><div class=\"muted\">{} &middot; <span class=\"mono\">{}"
-      "</span> &middot; {} groups &middot; {} split</div></div>",
+      "</span> &middot; {}{} groups &middot; {} split</div></div>",
       html_escape(run_.run_id), run_.run_started > 0 ? utc_time(run_.run_started) : "?",
-      html_escape(run_.cwd), run_.groups.size(), html_escape(run_.algorithm));
+      html_escape(run_.cwd), run_.shard.empty() ? "" : "shard " + html_escape(run_.shard) + " &middot; ",
+      run_.groups.size(), html_escape(run_.algorithm));
   out_ += fmt::format("<div style=\"margin-left:auto\"><span class=\"pill big {}\">{}</span></div></div>",
                       state, html_escape(verdict(run_.exit_code)));
   for (const std::string& note : run_.notes) out_ += "<div class=\"note\">" + html_escape(note) + "</div>";
@@ -859,6 +855,10 @@ RunRecord load_run(const fs::path& reports_dir) {
   run.run_id = text(record, "run_id");
   run.cwd = text(record, "cwd");
   run.algorithm = text(record, "algorithm");
+  if (auto shard = record.find("shard"); shard != record.end() && shard->is_object()) {
+    run.shard = fmt::format("{}/{}", static_cast<long long>(number(*shard, "index")),
+                            static_cast<long long>(number(*shard, "count")));
+  }
   run.exit_code = static_cast<int>(number(record, "exit_code"));
   run.wall_seconds = number(record, "wall_seconds");
   run.lower_bound_seconds = number(record, "lower_bound_seconds");
@@ -942,7 +942,10 @@ RunRecord load_run(const fs::path& reports_dir) {
   bool have_merged = false;
   if (!run.merged_junit.empty()) {
     fs::path path = run.merged_junit;
-    if (!fs::exists(path) && fs::exists(reports_dir / path.filename())) path = reports_dir / path.filename();
+    // Moved with the directory (a CI artifact): under its own name, or as the copy every run keeps there.
+    for (const fs::path& moved : {reports_dir / path.filename(), reports_dir / "junit.xml"}) {
+      if (!fs::exists(path) && fs::exists(moved)) path = moved;
+    }
     if (fs::exists(path)) {
       try {
         merged = reports::read_testcases(path);

@@ -64,6 +64,7 @@ struct RunRecord {
   std::string run_id;
   std::string cwd;
   std::string algorithm;
+  std::string shard;  // "2/4" when the run was one shard of several machines
   int exit_code = 0;
   double wall_seconds = 0;
   double lower_bound_seconds = 0;  // the plan's, from past durations

@@ -230,6 +230,7 @@ TEST_F(ReportDirectory, WithoutTheMergedJUnitFailuresComeFromTheGroups) {
   RunRecord run = load_run(dir_);
   ASSERT_EQ(run.notes.size(), 1u);
   EXPECT_THAT(run.notes[0], HasSubstr("unit.xml is gone"));
+  EXPECT_TRUE(run.shard.empty());
   ASSERT_EQ(run.failures.size(), 3u);
   // Group 1 wrote no JUnit: its progress stream names the failure and the test it died in.
   EXPECT_EQ(run.failures[0].record.name, kOddId);
@@ -238,6 +239,18 @@ TEST_F(ReportDirectory, WithoutTheMergedJUnitFailuresComeFromTheGroups) {
   EXPECT_EQ(run.failures[2].record.name, "TestShutdown");
   EXPECT_EQ(run.failures[2].group, 2);
   EXPECT_THAT(render_html_report(run, "testfleet"), HasSubstr("unit.xml is gone"));
+}
+
+TEST_F(ReportDirectory, AMovedDirectoryKeepsItsMergedJUnitAsJunitXml) {
+  fs::rename(temp_.path() / "unit.xml", dir_ / "junit.xml");
+  json run = json::parse(util::read_file(dir_ / "run.json"));
+  run["shard"] = {{"index", 2}, {"count", 4}, {"source", "CI_NODE_INDEX"}};
+  util::write_file_atomic(dir_ / "run.json", run.dump());
+  RunRecord record = load_run(dir_);
+  EXPECT_TRUE(record.notes.empty());
+  EXPECT_EQ(record.failures.size(), 3u);
+  EXPECT_EQ(record.shard, "2/4");
+  EXPECT_THAT(render_html_report(record, "testfleet"), HasSubstr("shard 2/4 &middot; 2 groups"));
 }
 
 TEST_F(ReportDirectory, WritesReportHtml) {
