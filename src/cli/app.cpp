@@ -8,6 +8,7 @@
 
 #include "cli/config.hpp"
 #include "cli/merge_command.hpp"
+#include "cli/report_command.hpp"
 #include "cli/run_command.hpp"
 #include "cli/tool_commands.hpp"
 #include "util/error.hpp"
@@ -187,6 +188,10 @@ int main(int argc, char** argv) {
   wait->footer("\nExamples:\n  testfleet wait db:5432 redis:6379 --timeout 30 -- pytest\n\nExit codes: 0 all open "
                "(or the command's own), 2 bad endpoint, 3 timed out.");
 
+  std::string report_dir = "testfleet-reports";
+  CLI::App* report = app.add_subcommand("report", "Make the HTML report (report.html) again from a reports directory");
+  report->add_option("dir", report_dir, "The reports directory of a run (default: testfleet-reports)");
+
   bool clean_dry_run = false;
   CLI::App* clean = app.add_subcommand(
       "clean", "Remove what interrupted or killed runs left: servers, temporary directories, compose projects");
@@ -220,6 +225,7 @@ int main(int argc, char** argv) {
       if (merge_kind == "runs") return merge_runs(merge_out, merge_inputs, merge_durations);
       return merge_reports(merge_kind, merge_out, merge_inputs);
     }
+    if (report->parsed()) return rebuild_report(report_dir);
     if (wait->parsed()) return wait_for(wait_endpoints, wait_timeout, wait_command, wait_quiet);
     if (clean->parsed()) return clean_leftovers(clean_dry_run);
     if (matrix->parsed()) {

@@ -12,6 +12,7 @@
 #include "ci/ci_output.hpp"
 #include "cli/coverage_reports.hpp"
 #include "cli/pipeline.hpp"
+#include "cli/report_command.hpp"
 #include "execution/provisioner.hpp"
 #include "execution/supervisor.hpp"
 #include "reports/durations.hpp"
@@ -211,6 +212,7 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
   nlohmann::json record;
   record["collected_tests"] = collected;
   record["planned_tests"] = plan.tests.size();
+  record["estimated_tests"] = plan.estimated_count();
   if (shard) record["shard"] = {{"index", shard->index}, {"count", shard->count}, {"source", shard->source}};
   record["run_id"] = context.run_id;
   record["cwd"] = context.cwd.string();
@@ -557,6 +559,7 @@ int run_tests(const RunOptions& options) {
   }
   write_run_record(context, plan, groups, outcomes, provisioning, provision_errors, commands, times, summary, shard,
                    ids.size(), wall, static_cast<int>(code));
+  publish_html_report(context.reports_dir, printer);
   return static_cast<int>(code);
 }
 

@@ -102,6 +102,18 @@ def wait_for(predicate, timeout=60, interval=0.1, what="condition"):
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
+@pytest.fixture
+def server_tmp():
+    """A TMPDIR that servers running as an unprivileged user (PostgreSQL as `postgres` under root) can enter.
+    Not under pytest's own tmp_path: pytest resets /tmp/pytest-of-<user> to 0700 whenever a session starts,
+    and the e2e modules run as concurrent sessions."""
+    import tempfile
+    path = Path(tempfile.mkdtemp(prefix="tf-e2e-", dir="/tmp"))
+    os.chmod(path, 0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def require_docker():
     """DOCKER_HOST of a live engine. In CI (or with TESTFLEET_REQUIRE_DOCKER) a missing engine fails the test."""
     env = clean_env()

@@ -30,27 +30,17 @@ def assert_nothing_left(tmpdir, recorded):
         assert not port_open(record["redis"]["tcp_port"]), record["redis"]
 
 
-def reachable_dir(path):
-    """A directory the unprivileged PostgreSQL user can pass through (pytest's tmp_path is 0700 under root)."""
-    path.mkdir(parents=True, exist_ok=True)
-    for p in [path, *path.parents]:
-        if str(p) in ("/", "/tmp"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o711)
-    return path
-
-
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, server_tmp):
     project = copy_fixture("shared-services", tmp_path)
-    reachable_dir(tmp_path / "tmp")
+    (tmp_path / "tmp").symlink_to(server_tmp)
     (tmp_path / "record").mkdir()
     return project
 
 
 def env_for(project):
     base = project.parent
-    return clean_env(TMPDIR=base / "tmp", TESTFLEET_FIXTURE_RECORD_DIR=base / "record")
+    return clean_env(TMPDIR=(base / "tmp").resolve(), TESTFLEET_FIXTURE_RECORD_DIR=base / "record")
 
 
 def test_one_shared_pair_breaks_the_tests(testfleet, project):
@@ -108,13 +98,15 @@ def test_interrupted_run_cleans_up(testfleet, project):
     assert list((project.parent / "tmp").iterdir()) == []
 
 
-def test_two_runs_at_once_do_not_collide(testfleet, tmp_path):
+def test_two_runs_at_once_do_not_collide(testfleet, tmp_path, server_tmp):
     procs = []
     for name in ("a", "b"):
         base = tmp_path / name
         base.mkdir()
         project = copy_fixture("shared-services", base)
-        reachable_dir(base / "tmp")
+        (server_tmp / name).mkdir()
+        os.chmod(server_tmp / name, 0o711)
+        (base / "tmp").symlink_to(server_tmp / name)
         (base / "record").mkdir()
         procs.append((project, subprocess.Popen(
             [testfleet, "run", "-n", "3", *SERVICES, "--", "pytest", "--junit-xml=unit.xml", "tests"],
@@ -134,7 +126,7 @@ def test_unknown_service_is_a_usage_error(testfleet, project):
     assert "mongodb" in result.stderr
 
 
-def test_generic_service_from_configuration(testfleet, tmp_path):
+def test_generic_service_from_configuration(testfleet, tmp_path, server_tmp):
     project = tmp_path / "web"
     (project / "tests").mkdir(parents=True)
     (project / "testfleet.toml").write_text(
@@ -147,12 +139,11 @@ def test_generic_service_from_configuration(testfleet, tmp_path):
         "    assert urllib.request.urlopen(os.environ['WEB_URL'], timeout=5).status == 200\n"
         "def test_web_is_ours():\n"
         "    assert os.environ['WEB_URL'].startswith('http://127.0.0.1:')\n")
-    reachable_dir(tmp_path / "tmp")
     result = run([testfleet, "run", "-n", "2", "--with", "web", "--", "pytest", "--junit-xml=unit.xml", "tests"],
-                 cwd=project, env=clean_env(TMPDIR=tmp_path / "tmp"))
+                 cwd=project, env=clean_env(TMPDIR=server_tmp))
     assert result.returncode == 0, result.stdout + result.stderr
     assert junit_counts(project / "unit.xml")["tests"] == 2
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list(server_tmp.iterdir()) == []
 
 
 def test_sigkill_of_testfleet_then_clean_removes_the_rest(testfleet, project):
