@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <future>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -48,26 +52,33 @@ struct ComposeRun {
     return argv;
   }
 
-  util::SpawnSpec spec(const std::string& project, const std::vector<std::string>& args) const {
-    return command_spec(command(project, args), project_directory);
+  util::SpawnSpec spec(const std::string& project, const std::vector<std::string>& args,
+                       const std::string& docker_host) const {
+    return command_spec(command(project, args), project_directory, docker_host);
   }
 };
+
+// " on unix:///run/docker.sock" for messages, nothing for the one default engine.
+std::string on_host(const std::string& docker_host) {
+  return docker_host.empty() ? std::string() : " on " + docker_host;
+}
 
 class ComposeEnvironment : public Environment {
  public:
   ComposeEnvironment(std::shared_ptr<const ComposeRun> run, GroupSlot slot, std::string project,
-                     std::vector<std::string> sidecars)
+                     std::vector<std::string> sidecars, std::string docker_host)
       : run_(std::move(run)),
         slot_(std::move(slot)),
         project_(std::move(project)),
-        sidecars_(std::move(sidecars)) {}
+        sidecars_(std::move(sidecars)),
+        host_(std::move(docker_host)),
+        label_(fmt::format("compose project {}{}", project_, on_host(host_))) {}
 
   ~ComposeEnvironment() override { teardown(); }
 
   std::string describe() const override {
-    if (sidecars_.empty())
-      return fmt::format("compose project {} ({} alone)", project_, run_->options.service);
-    return fmt::format("compose project {}: {}", project_, util::join(sidecars_, ", "));
+    if (sidecars_.empty()) return fmt::format("{} ({} alone)", label_, run_->options.service);
+    return fmt::format("{}: {}", label_, util::join(sidecars_, ", "));
   }
 
   void provision(const std::atomic<bool>& cancel) override {
@@ -83,10 +94,10 @@ class ComposeEnvironment : public Environment {
     std::vector<std::string> up = {"up", "-d", "--no-build"};
     up.insert(up.end(), sidecars_.begin(), sidecars_.end());
     CancellableResult started =
-        run_cancellable(run_->spec(project_, up), run_->options.ready_timeout + seconds(120), &cancel);
-    if (started.cancelled) throw InfrastructureError(fmt::format("compose project {}: cancelled", project_));
+        run_cancellable(run_->spec(project_, up, host_), run_->options.ready_timeout + seconds(120), &cancel);
+    if (started.cancelled) throw InfrastructureError(fmt::format("{}: cancelled", label_));
     if (!started.result.status.success()) {
-      throw InfrastructureError(fmt::format("compose project {}: `up` of {} failed ({}{}):\n{}", project_,
+      throw InfrastructureError(fmt::format("{}: `up` of {} failed ({}{}):\n{}", label_,
                                             util::join(sidecars_, ", "), started.result.status.describe(),
                                             started.result.timed_out ? ", timed out" : "",
                                             tail_of(started.result.output, 30)));
@@ -106,7 +117,7 @@ class ComposeEnvironment : public Environment {
     for (const auto& [key, value] : variables) args.insert(args.end(), {"-e", key + "=" + value});
     args.push_back(run_->options.service);
     args.insert(args.end(), argv.begin(), argv.end());
-    return run_->command(project_, args);
+    return with_docker_host(run_->command(project_, args), host_);
   }
 
   bool variables_in_host_environment() const override { return false; }
@@ -123,19 +134,21 @@ class ComposeEnvironment : public Environment {
     if (torn_down_) return {};
     std::vector<std::string> leftovers;
     try {
-      CancellableResult down =
-          run_cancellable(run_->spec(project_, {"down", "-v", "--remove-orphans", "-t",
-                                                std::to_string(run_->options.stop_timeout.count())}),
-                          seconds(180), nullptr);
+      CancellableResult down = run_cancellable(
+          run_->spec(
+              project_,
+              {"down", "-v", "--remove-orphans", "-t", std::to_string(run_->options.stop_timeout.count())},
+              host_),
+          seconds(180), nullptr);
       // Whatever `down` missed (a `run` container it did not know, a failed `down`) goes by its label.
-      CleanReport swept = remove_compose_projects(project_, true);
+      CleanReport swept = remove_compose_projects(project_, true, host_);
       leftovers = swept.failed;
       if (!down.result.status.success() && !leftovers.empty()) {
-        leftovers.push_back(fmt::format("compose project {}: `down` failed ({}): {}", project_,
-                                        down.result.status.describe(), tail_of(down.result.output, 5)));
+        leftovers.push_back(fmt::format("{}: `down` failed ({}): {}", label_, down.result.status.describe(),
+                                        tail_of(down.result.output, 5)));
       }
     } catch (const std::exception& error) {
-      leftovers.push_back(fmt::format("compose project {}: {}", project_, error.what()));
+      leftovers.push_back(fmt::format("{}: {}", label_, error.what()));
     }
     torn_down_ = leftovers.empty();
     return leftovers;
@@ -148,15 +161,15 @@ class ComposeEnvironment : public Environment {
 
   [[noreturn]] void fail_not_ready(const std::string& service, const ContainerState& state,
                                    const std::string& id, const std::string& problem) const {
-    throw InfrastructureError(fmt::format(
-        "compose project {}: sidecar {} (container {}) not ready after {}: {}\nits last log lines:\n{}",
-        project_, service, state.name.empty() ? id.substr(0, 12) : state.name,
-        util::format_duration(static_cast<double>(run_->options.ready_timeout.count())), problem,
-        container_log_tail(id, kLogLines)));
+    throw InfrastructureError(
+        fmt::format("{}: sidecar {} (container {}) not ready after {}: {}\nits last log lines:\n{}", label_,
+                    service, state.name.empty() ? id.substr(0, 12) : state.name,
+                    util::format_duration(static_cast<double>(run_->options.ready_timeout.count())), problem,
+                    container_log_tail(id, kLogLines, host_)));
   }
 
   void check_cancel(const std::atomic<bool>& cancel) const {
-    if (cancel.load()) throw InfrastructureError(fmt::format("compose project {}: cancelled", project_));
+    if (cancel.load()) throw InfrastructureError(fmt::format("{}: cancelled", label_));
   }
 
   // The container's address as seen from this host: on the project's network, or loopback for host mode.
@@ -176,12 +189,11 @@ class ComposeEnvironment : public Environment {
                      const std::atomic<bool>& cancel) {
     std::vector<std::string> ids;
     while (true) {
-      ids = service_container_ids(project_, service);
+      ids = service_container_ids(project_, service, host_);
       if (!ids.empty()) break;
       check_cancel(cancel);
       if (Clock::now() >= deadline) {
-        throw InfrastructureError(
-            fmt::format("compose project {}: `up` left no container for sidecar {}", project_, service));
+        throw InfrastructureError(fmt::format("{}: `up` left no container for sidecar {}", label_, service));
       }
       std::this_thread::sleep_for(milliseconds(200));
     }
@@ -198,7 +210,7 @@ class ComposeEnvironment : public Environment {
     std::set<std::uint16_t> open;
     std::string problem = "not started";
     while (true) {
-      ContainerState state = inspect_container(id);
+      ContainerState state = inspect_container(id, host_);
       if (state.status == "exited" || state.status == "dead") {
         problem = fmt::format("it {} with exit code {}", state.status, state.exit_code);
         fail_not_ready(service, state, id, problem);
@@ -247,6 +259,8 @@ class ComposeEnvironment : public Environment {
   GroupSlot slot_;
   std::string project_;
   std::vector<std::string> sidecars_;
+  std::string host_;       // its engine's DOCKER_HOST; empty: the default one
+  std::string label_;      // "compose project P[ on HOST]"
   bool torn_down_ = true;  // nothing to remove until provision() starts something
 };
 
@@ -262,6 +276,14 @@ class ComposeBackend : public Backend {
       throw UsageError(
           fmt::format("the reports mount '{}' must be an absolute path", options_.reports_mount.string()));
     }
+    for (const std::string& host : options_.docker_hosts) {
+      check_docker_host(host);
+      if (std::find(hosts_.begin(), hosts_.end(), host) != hosts_.end()) {
+        throw UsageError(fmt::format("docker host {} is given twice", host));
+      }
+      hosts_.push_back(host);
+    }
+    if (hosts_.empty()) hosts_.emplace_back();
   }
 
   ~ComposeBackend() override { finish(); }
@@ -272,7 +294,7 @@ class ComposeBackend : public Backend {
     auto run = std::make_shared<ComposeRun>();
     run->options = options_;
     run->compose = detect_compose_command(options_.compose_command);
-    require_docker_engine(seconds(20));
+    capacities_ = engine_capacities();
 
     std::vector<std::string> file_args;
     std::vector<std::string> file_names;
@@ -293,7 +315,7 @@ class ComposeBackend : public Backend {
     config.insert(config.end(), file_args.begin(), file_args.end());
     config.insert(config.end(), {"--project-directory", run->project_directory.string(), "config"});
     CancellableResult resolved =
-        run_cancellable(command_spec(config, run->project_directory), seconds(120), &cancel);
+        run_cancellable(command_spec(config, run->project_directory, hosts_.front()), seconds(120), &cancel);
     if (resolved.cancelled) throw InfrastructureError("cancelled while reading the compose files");
     if (!resolved.result.status.success()) {
       throw UsageError(fmt::format("{} is not a valid compose project (`{}` failed, {}):\n{}", origin,
@@ -340,32 +362,25 @@ class ComposeBackend : public Backend {
     run->runtime_file = state_dir_->path() / "compose.yml";
     util::write_file_atomic(run->runtime_file, render_runtime_compose(yaml, renamed, origin));
 
-    for (const auto& [name, image] : images) {
-      const ComposeService& service = *run->model.find(name);
-      if (service.builds && !options_.no_build) {
-        build(*run, name, cancel);
-      } else if (!image_exists(image)) {
-        if (service.builds) {
-          throw InfrastructureError(
-              fmt::format("image {} of service {} does not exist: run once without "
-                          "--no-build to build it",
-                          image, name));
-        }
-        pull(*run, name, image, cancel);
-      }
-    }
+    provide_images(*run, images, cancel);
     run_ = std::move(run);
   }
 
   std::unique_ptr<Environment> discovery_environment(const GroupSlot& slot) override {
-    return std::make_unique<ComposeEnvironment>(
-        prepared(slot), slot, compose_project_name(slot.run_id, "collect"), std::vector<std::string>{});
+    return std::make_unique<ComposeEnvironment>(prepared(slot), slot,
+                                                compose_project_name(slot.run_id, "collect"),
+                                                std::vector<std::string>{}, hosts_.front());
   }
 
   std::unique_ptr<Environment> create(const GroupSlot& slot) override {
+    std::size_t host = 0;
+    if (slot.index >= 1) {
+      host = assign_groups_to_hosts(std::max(slot.count, slot.index), capacities_)
+                 .at(static_cast<std::size_t>(slot.index - 1));
+    }
     return std::make_unique<ComposeEnvironment>(
         prepared(slot), slot, compose_project_name(slot.run_id, fmt::format("g{}", slot.index)),
-        run_->sidecars);
+        run_->sidecars, hosts_[host]);
   }
 
   std::vector<std::string> finish() noexcept override {
@@ -373,11 +388,13 @@ class ComposeBackend : public Backend {
     std::lock_guard lock(mutex_);
     // A safety net for environments whose teardown was never reached.
     for (const std::string& run_id : run_ids_) {
-      try {
-        CleanReport report = remove_compose_projects(compose_project_prefix(run_id), false);
-        leftovers.insert(leftovers.end(), report.failed.begin(), report.failed.end());
-      } catch (const std::exception& error) {
-        leftovers.push_back(error.what());
+      for (const std::string& host : hosts_) {
+        try {
+          CleanReport report = remove_compose_projects(compose_project_prefix(run_id), false, host);
+          for (const std::string& what : report.failed) leftovers.push_back(what + on_host(host));
+        } catch (const std::exception& error) {
+          leftovers.push_back(error.what());
+        }
       }
     }
     run_ids_.clear();
@@ -397,13 +414,104 @@ class ComposeBackend : public Backend {
     return run_;
   }
 
-  void build(const ComposeRun& run, const std::string& service, const std::atomic<bool>& cancel) {
+  // Every engine must answer before anything is built; their CPU counts decide their shares of the groups.
+  std::vector<int> engine_capacities() const {
+    if (hosts_.size() == 1) {
+      require_docker_engine(seconds(20), hosts_.front());
+      return {1};
+    }
+    std::vector<std::future<int>> answers;
+    for (const std::string& host : hosts_) {
+      answers.push_back(std::async(std::launch::async, [host] {
+        require_docker_engine(seconds(20), host);
+        return docker_engine_cpus(host);
+      }));
+    }
+    std::vector<int> capacities;
+    std::optional<InfrastructureError> failed;
+    for (std::future<int>& answer : answers) {
+      try {
+        capacities.push_back(answer.get());
+      } catch (const InfrastructureError& error) {
+        if (!failed) failed = error;
+      }
+    }
+    if (failed) throw *failed;
+    return capacities;
+  }
+
+  // Builds (or pulls) the images on every engine, the engines in parallel. The first failure stops the
+  // other engines' builds: the run cannot start anyway.
+  void provide_images(const ComposeRun& run, const std::vector<std::pair<std::string, std::string>>& images,
+                      const std::atomic<bool>& cancel) {
+    if (hosts_.size() == 1) {
+      provide_images_on(run, images, hosts_.front(), cancel);
+      return;
+    }
+    std::atomic<bool> stop{false};
+    std::vector<std::future<void>> builds;
+    for (const std::string& host : hosts_) {
+      builds.push_back(std::async(std::launch::async, [&, host] {
+        try {
+          provide_images_on(run, images, host, stop);
+        } catch (...) {
+          stop = true;
+          throw;
+        }
+      }));
+    }
+    for (std::future<void>& build : builds) {
+      while (build.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+        if (cancel.load()) stop = true;
+      }
+    }
+    // The first real failure, not the "cancelled" of an engine that was stopped because of it.
+    std::optional<std::string> failure;
+    std::optional<std::string> cancelled;
+    for (std::size_t h = 0; h < builds.size(); ++h) {
+      try {
+        builds[h].get();
+      } catch (const Error& error) {
+        std::string message = fmt::format("{}: {}", hosts_[h], error.what());
+        bool was_stopped = util::starts_with(error.what(), "cancelled");
+        if (was_stopped && !cancelled) cancelled = message;
+        if (!was_stopped && !failure) {
+          if (error.code() == ExitCode::kUsage) throw UsageError(message);
+          failure = message;
+        }
+      }
+    }
+    if (failure) throw InfrastructureError(*failure);
+    if (cancelled) throw InfrastructureError(*cancelled);
+  }
+
+  void provide_images_on(const ComposeRun& run,
+                         const std::vector<std::pair<std::string, std::string>>& images,
+                         const std::string& host, const std::atomic<bool>& cancel) const {
+    for (const auto& [name, image] : images) {
+      const ComposeService& service = *run.model.find(name);
+      if (service.builds && !options_.no_build) {
+        build(run, name, host, cancel);
+      } else if (!image_exists(image, host)) {
+        if (service.builds) {
+          throw InfrastructureError(
+              fmt::format("image {} of service {} does not exist{}: run once without "
+                          "--no-build to build it",
+                          image, name, on_host(host)));
+        }
+        pull(run, name, image, host, cancel);
+      }
+    }
+  }
+
+  void build(const ComposeRun& run, const std::string& service, const std::string& host,
+             const std::atomic<bool>& cancel) const {
     // v1's classic builder keeps the containers of failed steps unless told otherwise.
     std::vector<std::string> args = {"build"};
     if (run.compose.major_version == 1) args.push_back("--force-rm");
     args.push_back(service);
     CancellableResult built =
-        run_cancellable(run.spec("testfleet-build", args), options_.build_timeout, &cancel);
+        run_cancellable(run.spec("testfleet-build", args, host), options_.build_timeout, &cancel);
     if (built.cancelled)
       throw InfrastructureError(fmt::format("cancelled while building service {}", service));
     if (!built.result.status.success()) {
@@ -415,24 +523,26 @@ class ComposeBackend : public Backend {
   }
 
   void pull(const ComposeRun& run, const std::string& service, const std::string& image,
-            const std::atomic<bool>& cancel) {
-    CancellableResult pulled =
-        run_cancellable(run.spec("testfleet-build", {"pull", service}), options_.build_timeout, &cancel);
+            const std::string& host, const std::atomic<bool>& cancel) const {
+    CancellableResult pulled = run_cancellable(run.spec("testfleet-build", {"pull", service}, host),
+                                               options_.build_timeout, &cancel);
     if (pulled.cancelled) throw InfrastructureError(fmt::format("cancelled while pulling {}", image));
-    if (!pulled.result.status.success() || !image_exists(image)) {
+    if (!pulled.result.status.success() || !image_exists(image, host)) {
       throw InfrastructureError(
           fmt::format("image {} of service {} is not on the Docker engine ({}) and "
                       "pulling it failed:\n{}",
-                      image, service, docker_host_description(), tail_of(pulled.result.output, 10)));
+                      image, service, docker_host_description(host), tail_of(pulled.result.output, 10)));
     }
   }
 
-  static bool image_exists(const std::string& image) {
-    return run_docker({"image", "inspect", "--format", "{{.Id}}", image}, seconds(60)).status.success();
+  static bool image_exists(const std::string& image, const std::string& host) {
+    return run_docker({"image", "inspect", "--format", "{{.Id}}", image}, seconds(60), host).status.success();
   }
 
   ComposeOptions options_;
   std::vector<WaitTarget> waits_;
+  std::vector<std::string> hosts_;  // never empty; {""}: the default engine
+  std::vector<int> capacities_;     // one per host, from prepare()
   std::shared_ptr<const ComposeRun> run_;
   std::optional<util::TempDir> state_dir_;
   std::mutex mutex_;  // environments may be created from several threads
@@ -440,6 +550,44 @@ class ComposeBackend : public Backend {
 };
 
 }  // namespace
+
+std::vector<std::size_t> assign_groups_to_hosts(int count, const std::vector<int>& capacities) {
+  if (capacities.empty()) throw std::invalid_argument("assign_groups_to_hosts: no hosts");
+  // Integer weights, so that equal capacities give exactly equal shares: a known capacity c weighs
+  // c * known, an unknown one the sum of the known (their mean, scaled the same way).
+  std::int64_t known = 0;
+  std::int64_t known_sum = 0;
+  for (int capacity : capacities) {
+    if (capacity > 0) {
+      ++known;
+      known_sum += capacity;
+    }
+  }
+  std::vector<std::int64_t> weights;
+  for (int capacity : capacities) {
+    weights.push_back(known == 0 ? 1 : capacity > 0 ? capacity * known : known_sum);
+  }
+  const std::int64_t total = std::accumulate(weights.begin(), weights.end(), std::int64_t{0});
+  const std::int64_t groups = std::max(count, 0);
+  std::vector<std::int64_t> shares;
+  std::vector<std::int64_t> remainders;
+  std::int64_t given = 0;
+  for (std::int64_t weight : weights) {
+    shares.push_back(groups * weight / total);
+    remainders.push_back(groups * weight % total);
+    given += shares.back();
+  }
+  std::vector<std::size_t> order(capacities.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return remainders[a] > remainders[b]; });
+  for (std::size_t i = 0; given < groups; ++i, ++given) ++shares[order[i % order.size()]];
+
+  std::vector<std::size_t> hosts;
+  for (std::size_t h = 0; h < shares.size(); ++h)
+    hosts.insert(hosts.end(), static_cast<std::size_t>(shares[h]), h);
+  return hosts;
+}
 
 std::unique_ptr<Backend> make_compose_backend(ComposeOptions options) {
   return std::make_unique<ComposeBackend>(std::move(options));

@@ -14,6 +14,16 @@
 // this host), tests the server itself rather than a port forwarder (a published port accepts connections
 // before the server listens), and needs nothing installed in the sidecar image. With a remote engine
 // (DOCKER_HOST=tcp://...) container addresses are not reachable: give such sidecars healthchecks.
+//
+// Several engines (`docker_hosts`): one machine's cores run out long before a large suite does, so the
+// groups can be spread over other machines' Docker engines. prepare() asks every engine for its CPU count
+// (`docker info`) and builds the images on every one of them (in parallel, one build per host); group N of
+// a run then goes to its host by assign_groups_to_hosts(), and every docker and compose command of that
+// group (`up`, the readiness checks, the wrapped test command, `down`, the sweep by label) carries that
+// host's DOCKER_HOST. Discovery and the coverage combine run on the first host. What a remote engine needs:
+// the reports directory is bind-mounted by its path, so it must exist at the same path on that machine
+// (a shared filesystem such as NFS, or an engine on this machine: another socket, a tcp port here); and
+// sidecars need healthchecks, as above. Builds need nothing shared: the client sends the build context.
 #pragma once
 
 #include <chrono>
@@ -46,10 +56,21 @@ struct ComposeOptions {
   std::chrono::seconds stop_timeout{1};
   // Where the run's reports directory appears inside the test service.
   std::filesystem::path reports_mount = "/testfleet-reports";
+  // --docker-host, repeatable: the engines the groups are spread over (unix://, tcp:// or ssh:// addresses).
+  // Empty: the one engine DOCKER_HOST (or the client's default) names.
+  std::vector<std::string> docker_hosts;
 };
 
-// Throws UsageError when the options are incomplete (no file, no service, a bad --wait). Nothing touches
-// Docker before prepare(), which must run before discovery_environment() and create().
+// Which host each of `count` groups runs on: index into `capacities` (one per host, such as its CPU count;
+// 0 when unknown) for groups 1..count in order. Every host's share is proportional to its capacity (largest
+// remainders round, ties to the earlier host); unknown capacities count as the mean of the known ones, or
+// all hosts equal when none is known. A host's groups are consecutive. Throws std::invalid_argument when
+// `capacities` is empty.
+std::vector<std::size_t> assign_groups_to_hosts(int count, const std::vector<int>& capacities);
+
+// Throws UsageError when the options are incomplete (no file, no service, a bad --wait, a docker host that is
+// not a Docker address or given twice). Nothing touches Docker before prepare(), which must run before
+// discovery_environment() and create().
 std::unique_ptr<Backend> make_compose_backend(ComposeOptions options);
 
 }  // namespace testfleet::environments

@@ -66,11 +66,12 @@ struct Resource {
 };
 
 // Lines of "ID\tPROJECT\tNAME" from a `docker ... ls --format`.
-std::vector<Resource> list_resources(const std::vector<std::string>& command, const std::string& what) {
-  util::CommandResult result = run_docker(command, seconds(60));
+std::vector<Resource> list_resources(const std::vector<std::string>& command, const std::string& what,
+                                     const std::string& docker_host) {
+  util::CommandResult result = run_docker(command, seconds(60), docker_host);
   if (!result.status.success()) {
     throw InfrastructureError(fmt::format("cannot list {} on the Docker engine ({}): {}", what,
-                                          docker_host_description(), output_tail(result.output)));
+                                          docker_host_description(docker_host), output_tail(result.output)));
   }
   std::vector<Resource> resources;
   for (const std::string& line : util::split_lines(result.output)) {
@@ -84,17 +85,17 @@ std::vector<Resource> list_resources(const std::vector<std::string>& command, co
 // Removes in one call; when that fails, asks which are still there to say which failed.
 void remove_all(const std::vector<Resource>& resources, const std::vector<std::string>& remove_command,
                 const std::string& kind, const std::vector<std::string>& exists_command,
-                CleanReport& report) {
+                const std::string& docker_host, CleanReport& report) {
   if (resources.empty()) return;
   std::vector<std::string> command = remove_command;
   for (const Resource& resource : resources) command.push_back(resource.id);
-  util::CommandResult result = run_docker(command, seconds(120));
+  util::CommandResult result = run_docker(command, seconds(120), docker_host);
   for (const Resource& resource : resources) {
     bool gone = result.status.success();
     if (!gone) {
       std::vector<std::string> probe = exists_command;
       probe.push_back(resource.id);
-      gone = !run_docker(probe, seconds(30)).status.success();
+      gone = !run_docker(probe, seconds(30), docker_host).status.success();
     }
     if (gone) {
       report.removed.push_back(fmt::format("{} {}", kind, resource.name));
@@ -134,16 +135,43 @@ ComposeCommand detect_compose_command(const std::vector<std::string>& requested)
       "(Debian: apt-get install docker-compose) or set TESTFLEET_COMPOSE to the compose command");
 }
 
-std::string docker_host_description() {
+std::string docker_host_description(const std::string& docker_host) {
+  if (!docker_host.empty()) return fmt::format("DOCKER_HOST={}", docker_host);
   const char* host = std::getenv("DOCKER_HOST");
   if (host == nullptr || *host == '\0') return "DOCKER_HOST unset (the default unix:///var/run/docker.sock)";
   return fmt::format("DOCKER_HOST={}", host);
 }
 
-std::string require_docker_engine(std::chrono::milliseconds timeout) {
+void check_docker_host(const std::string& docker_host) {
+  std::string_view rest;
+  bool known = false;
+  for (std::string_view scheme : {"unix://", "tcp://", "ssh://"}) {
+    if (util::starts_with(docker_host, scheme)) {
+      rest = std::string_view(docker_host).substr(scheme.size());
+      known = true;
+      if (scheme == "unix://" && !util::starts_with(rest, "/")) {
+        throw UsageError(
+            fmt::format("docker host '{}': a unix socket needs an absolute path, such as "
+                        "unix:///var/run/docker.sock",
+                        docker_host));
+      }
+    }
+  }
+  if (!known) {
+    throw UsageError(
+        fmt::format("docker host '{}' is not a Docker address: use unix:///path/to/docker.sock, "
+                    "tcp://HOST:PORT or ssh://[USER@]HOST",
+                    docker_host));
+  }
+  if (rest.empty() || rest.find_first_of(" \t\n") != std::string_view::npos) {
+    throw UsageError(fmt::format("docker host '{}' names no host", docker_host));
+  }
+}
+
+std::string require_docker_engine(std::chrono::milliseconds timeout, const std::string& docker_host) {
   util::CommandResult result;
   try {
-    result = run_docker({"version", "--format", "{{.Server.Version}}"}, timeout);
+    result = run_docker({"version", "--format", "{{.Server.Version}}"}, timeout, docker_host);
   } catch (const InfrastructureError& error) {
     throw InfrastructureError(
         fmt::format("{} (the docker client is needed for --compose; Debian: apt-get "
@@ -156,19 +184,29 @@ std::string require_docker_engine(std::chrono::milliseconds timeout) {
   throw InfrastructureError(fmt::format(
       "no Docker engine answers ({}){}: {}\nStart one with `scripts/docker-engine.sh start` from testfleet's "
       "source tree and export the DOCKER_HOST it prints, or start the machine's Docker service",
-      docker_host_description(),
+      docker_host_description(docker_host),
       result.timed_out ? " within " + util::format_duration(static_cast<double>(timeout.count()) / 1000.0)
                        : "",
       output_tail(result.output, 5)));
 }
 
-bool docker_engine_answers(std::chrono::milliseconds timeout) {
+bool docker_engine_answers(std::chrono::milliseconds timeout, const std::string& docker_host) {
   try {
-    require_docker_engine(timeout);
+    require_docker_engine(timeout, docker_host);
     return true;
   } catch (const InfrastructureError&) {
     return false;
   }
+}
+
+int docker_engine_cpus(const std::string& docker_host) {
+  util::CommandResult result = run_docker({"info", "--format", "{{.NCPU}}"}, seconds(30), docker_host);
+  if (!result.status.success()) return 0;
+  std::string text(util::trim(result.output));
+  int cpus = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), cpus);
+  if (error != std::errc() || end != text.data() + text.size() || cpus < 0) return 0;
+  return cpus;
 }
 
 CancellableResult run_cancellable(util::SpawnSpec spec, std::chrono::milliseconds timeout,
@@ -220,17 +258,32 @@ CancellableResult run_cancellable(util::SpawnSpec spec, std::chrono::millisecond
   return outcome;
 }
 
-util::CommandResult run_docker(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+util::CommandResult run_docker(const std::vector<std::string>& args, std::chrono::milliseconds timeout,
+                               const std::string& docker_host) {
   std::vector<std::string> argv = {"docker"};
   argv.insert(argv.end(), args.begin(), args.end());
-  return util::run_command(command_spec(std::move(argv)), timeout);
+  return util::run_command(command_spec(std::move(argv), {}, docker_host), timeout);
 }
 
-util::SpawnSpec command_spec(std::vector<std::string> argv, const std::filesystem::path& cwd) {
+util::SpawnSpec command_spec(std::vector<std::string> argv, const std::filesystem::path& cwd,
+                             const std::string& docker_host) {
   util::SpawnSpec spec;
   spec.argv = std::move(argv);
   spec.cwd = cwd;
+  if (!docker_host.empty()) {
+    util::EnvVars env = util::current_environment();
+    env["DOCKER_HOST"] = docker_host;
+    env.erase("DOCKER_CONTEXT");
+    spec.env = std::move(env);
+  }
   return spec;
+}
+
+std::vector<std::string> with_docker_host(std::vector<std::string> argv, const std::string& docker_host) {
+  if (docker_host.empty()) return argv;
+  std::vector<std::string> wrapped = {"env", "-u", "DOCKER_CONTEXT", "DOCKER_HOST=" + docker_host};
+  wrapped.insert(wrapped.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
+  return wrapped;
 }
 
 std::string container_state_format() {
@@ -268,12 +321,13 @@ ContainerState parse_container_state(std::string_view line) {
   return state;
 }
 
-std::vector<std::string> service_container_ids(const std::string& project, const std::string& service) {
+std::vector<std::string> service_container_ids(const std::string& project, const std::string& service,
+                                               const std::string& docker_host) {
   util::CommandResult result = run_docker(
       {"ps", "-a", "-q", "--no-trunc", "--filter", fmt::format("label={}={}", kProjectLabel, project),
        "--filter", "label=com.docker.compose.service=" + service, "--filter",
        "label=com.docker.compose.oneoff=False"},
-      seconds(60));
+      seconds(60), docker_host);
   if (!result.status.success()) {
     throw InfrastructureError(
         fmt::format("cannot list the containers of service {} in compose project {}: {}", service, project,
@@ -287,25 +341,27 @@ std::vector<std::string> service_container_ids(const std::string& project, const
   return ids;
 }
 
-ContainerState inspect_container(const std::string& id) {
-  util::CommandResult result =
-      run_docker({"inspect", "--type", "container", "--format", container_state_format(), id}, seconds(60));
+ContainerState inspect_container(const std::string& id, const std::string& docker_host) {
+  util::CommandResult result = run_docker(
+      {"inspect", "--type", "container", "--format", container_state_format(), id}, seconds(60), docker_host);
   if (!result.status.success()) {
     throw InfrastructureError(fmt::format("cannot inspect container {}: {}", id, output_tail(result.output)));
   }
   return parse_container_state(result.output);
 }
 
-std::string container_log_tail(const std::string& id, int lines) {
+std::string container_log_tail(const std::string& id, int lines, const std::string& docker_host) {
   try {
-    util::CommandResult result = run_docker({"logs", "--tail", std::to_string(lines), id}, seconds(30));
+    util::CommandResult result =
+        run_docker({"logs", "--tail", std::to_string(lines), id}, seconds(30), docker_host);
     return output_tail(result.output, static_cast<std::size_t>(lines));
   } catch (const InfrastructureError& error) {
     return fmt::format("(no logs: {})", error.what());
   }
 }
 
-CleanReport remove_compose_projects(const std::string& project_prefix, bool exact) {
+CleanReport remove_compose_projects(const std::string& project_prefix, bool exact,
+                                    const std::string& docker_host) {
   const std::string label_format = fmt::format("{{{{.Label \"{}\"}}}}", kProjectLabel);
   std::vector<std::string> filter = label_filter(project_prefix, exact);
   auto matching = [&](std::vector<Resource> all) {
@@ -325,18 +381,45 @@ CleanReport remove_compose_projects(const std::string& project_prefix, bool exac
 
   CleanReport report;
   // Containers first: a network or a volume in use cannot go.
-  remove_all(matching(list_resources(ps, "containers")), {"rm", "-f", "-v"}, "container",
-             {"inspect", "--type", "container", "--format", "{{.Id}}"}, report);
-  remove_all(matching(list_resources(networks, "networks")), {"network", "rm"}, "network",
-             {"network", "inspect", "--format", "{{.Id}}"}, report);
-  remove_all(matching(list_resources(volumes, "volumes")), {"volume", "rm", "-f"}, "volume",
-             {"volume", "inspect", "--format", "{{.Name}}"}, report);
+  remove_all(matching(list_resources(ps, "containers", docker_host)), {"rm", "-f", "-v"}, "container",
+             {"inspect", "--type", "container", "--format", "{{.Id}}"}, docker_host, report);
+  remove_all(matching(list_resources(networks, "networks", docker_host)), {"network", "rm"}, "network",
+             {"network", "inspect", "--format", "{{.Id}}"}, docker_host, report);
+  remove_all(matching(list_resources(volumes, "volumes", docker_host)), {"volume", "rm", "-f"}, "volume",
+             {"volume", "inspect", "--format", "{{.Name}}"}, docker_host, report);
   return report;
 }
 
-CleanReport clean_compose_leftovers(const std::optional<std::string>& run_id) {
-  require_docker_engine(seconds(20));
-  return remove_compose_projects(compose_project_prefix(run_id), false);
+CleanReport clean_compose_leftovers(const std::optional<std::string>& run_id,
+                                    const std::vector<std::string>& docker_hosts) {
+  if (docker_hosts.size() <= 1) {
+    const std::string host = docker_hosts.empty() ? std::string() : docker_hosts.front();
+    if (!host.empty()) check_docker_host(host);
+    require_docker_engine(seconds(20), host);
+    return remove_compose_projects(compose_project_prefix(run_id), false, host);
+  }
+  for (const std::string& host : docker_hosts) check_docker_host(host);
+  CleanReport report;
+  std::optional<InfrastructureError> first_error;
+  std::size_t answered = 0;
+  for (const std::string& host : docker_hosts) {
+    CleanReport part;
+    try {
+      require_docker_engine(seconds(20), host);
+      ++answered;
+      part = remove_compose_projects(compose_project_prefix(run_id), false, host);
+    } catch (const InfrastructureError& error) {
+      if (!first_error) first_error = error;
+      std::vector<std::string> lines = util::split_lines(error.what());
+      part.failed.push_back(
+          fmt::format("engine: {}", lines.empty() ? std::string("no answer") : lines.front()));
+    }
+    for (const std::string& what : part.removed)
+      report.removed.push_back(fmt::format("{} on {}", what, host));
+    for (const std::string& what : part.failed) report.failed.push_back(fmt::format("{} on {}", what, host));
+  }
+  if (answered == 0) throw *first_error;
+  return report;
 }
 
 }  // namespace testfleet::environments
