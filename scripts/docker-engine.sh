@@ -20,13 +20,32 @@
 #   TESTFLEET_DOCKER_RUN    sockets, pidfile, exec root, log   (default /run/testfleet-docker)
 #   TESTFLEET_DOCKER_DATA   images, containers, volumes        (default /var/lib/testfleet-docker)
 #   TESTFLEET_DOCKER_POOL   address pool of compose networks   (default 172.28.0.0/14, 1024 /24 networks)
+#   TESTFLEET_DOCKER_BRIDGE the default bridge's name          (default docker0, made by dockerd)
+#   TESTFLEET_DOCKER_SEED   DOCKER_HOST of an engine to copy the base image from (docker save | docker load)
+#                           instead of building it with debootstrap
 #   TESTFLEET_DEBIAN_MIRROR mirror for debootstrap             (default http://deb.debian.org/debian)
 #   TESTFLEET_DOCKERD_FLAGS extra dockerd flags, e.g. "--storage-driver=vfs" on a filesystem without overlay
+#
+# A second engine on the same machine (testfleet's tests of several Docker hosts) needs its own of each
+# of the first four, and can take its base image from the first:
+#
+#   TESTFLEET_DOCKER_RUN=/run/testfleet-docker2 TESTFLEET_DOCKER_DATA=/var/lib/testfleet-docker2 \
+#   TESTFLEET_DOCKER_POOL=172.24.0.0/16 TESTFLEET_DOCKER_BRIDGE=tfdocker2 \
+#   TESTFLEET_DOCKER_SEED=unix:///run/testfleet-docker/docker.sock scripts/docker-engine.sh start
+#
+# Such a guest engine (TESTFLEET_DOCKER_BRIDGE set) gets its own bridge, made here on the first /24 of its
+# pool, so that it stays off docker0, which belongs to the first engine. It also runs with --iptables=false:
+# a dockerd empties Docker's iptables chains (DOCKER, DOCKER-ISOLATION-*) when it starts, which would cut
+# the first engine's published ports. Instead this script gives the guest's pool three rules of its own
+# (forward from and to the pool, masquerade out of it), tagged with its run directory. Ports published on
+# a guest engine are not forwarded (testfleet publishes none). `stop` removes the rules and the bridge.
 set -euo pipefail
 
 RUN_DIR=${TESTFLEET_DOCKER_RUN:-/run/testfleet-docker}
 DATA_ROOT=${TESTFLEET_DOCKER_DATA:-/var/lib/testfleet-docker}
 POOL=${TESTFLEET_DOCKER_POOL:-172.28.0.0/14}
+BRIDGE=${TESTFLEET_DOCKER_BRIDGE:-}
+SEED=${TESTFLEET_DOCKER_SEED:-}
 MIRROR=${TESTFLEET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SOCKET=$RUN_DIR/docker.sock
 PIDFILE=$RUN_DIR/dockerd.pid
@@ -72,6 +91,7 @@ install_packages() {
   command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v iptables >/dev/null || missing+=(iptables)
+  [[ -z $BRIDGE ]] || command -v ip >/dev/null || missing+=(iproute2)
   ((${#missing[@]} == 0)) && return 0
   say "installing ${missing[*]}"
   # The packages' maintainer scripts must not start a system dockerd beside ours (it would take the same
@@ -112,6 +132,57 @@ clear_stale_state() {
   rm -rf "$RUN_DIR/exec" "$PIDFILE" "$SOCKET"
 }
 
+# The first address of the pool, as a /24: 172.24.0.0/16 -> 172.24.0.1/24.
+bridge_address() {
+  local base=${POOL%/*} a b c
+  IFS=. read -r a b c _ <<<"$base"
+  [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $c =~ ^[0-9]+$ ]] || die "TESTFLEET_DOCKER_POOL '$POOL' is not an IPv4 CIDR"
+  echo "$a.$b.$c.1/24"
+}
+
+make_bridge() {
+  local address
+  address=$(bridge_address)
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    say "creating bridge $BRIDGE ($address)"
+    ip link add name "$BRIDGE" type bridge || die "cannot create bridge $BRIDGE"
+  fi
+  ip -4 addr show dev "$BRIDGE" | grep -qF " ${address} " ||
+    ip addr replace "$address" dev "$BRIDGE" || die "cannot give $BRIDGE the address $address"
+  ip link set "$BRIDGE" up || die "cannot bring $BRIDGE up"
+}
+
+# The rules Docker would have written for the guest's networks: iptables with OP (-C check, -I insert, -D
+# delete) for each. Fails when any of the three fails.
+guest_iptables() {
+  local op=$1 status=0 tag=(-m comment --comment "testfleet-docker $RUN_DIR")
+  iptables -w "$op" FORWARD -s "$POOL" "${tag[@]}" -j ACCEPT 2>/dev/null || status=1
+  iptables -w "$op" FORWARD -d "$POOL" "${tag[@]}" -j ACCEPT 2>/dev/null || status=1
+  iptables -w -t nat "$op" POSTROUTING -s "$POOL" ! -d "$POOL" "${tag[@]}" -j MASQUERADE 2>/dev/null || status=1
+  return $status
+}
+
+add_guest_rules() {
+  sysctl -q -w net.ipv4.ip_forward=1 >/dev/null || die "cannot enable IPv4 forwarding"
+  guest_iptables -C && return 0
+  guest_iptables -D || true
+  guest_iptables -I || die "cannot add the iptables rules of $POOL"
+}
+
+remove_guest_rules() {
+  local _
+  for _ in 1 2 3; do guest_iptables -D || break; done
+}
+
+remove_bridge() {
+  ip link show "$BRIDGE" >/dev/null 2>&1 || return 0
+  if ip link delete "$BRIDGE" type bridge 2>/dev/null; then
+    say "removed bridge $BRIDGE"
+  else
+    say "bridge $BRIDGE is still in use"
+  fi
+}
+
 start_dockerd() {
   local pid
   if engine_answers; then
@@ -122,6 +193,16 @@ start_dockerd() {
   else
     clear_stale_state
     mkdir -p "$RUN_DIR" "$DATA_ROOT"
+    local bridge_flags=()
+    if [[ -n $BRIDGE && $BRIDGE != docker0 ]]; then
+      make_bridge
+      add_guest_rules
+      # A dockerd with --default-address-pool that finds its default network in its network store deletes
+      # the interface docker0 at start ("clear stale bridge network"), whatever --bridge says: that is the
+      # first engine's bridge. Without a store there is nothing stale; images and volumes stay.
+      rm -f "$DATA_ROOT/network/files/local-kv.db"
+      bridge_flags=(--bridge "$BRIDGE" --iptables=false)
+    fi
     say "starting dockerd (data root $DATA_ROOT, socket $SOCKET, log $LOG)"
     # setsid: its own session, so that the shell or CI step that started it can end without taking it
     # along; stdin from /dev/null so that it holds no terminal.
@@ -132,6 +213,7 @@ start_dockerd() {
       --pidfile "$PIDFILE" \
       --host "unix://$SOCKET" \
       --default-address-pool "base=$POOL,size=24" \
+      "${bridge_flags[@]}" \
       --log-level warn \
       ${TESTFLEET_DOCKERD_FLAGS:-} \
       </dev/null >>"$LOG" 2>&1 &
@@ -160,6 +242,19 @@ build_base_image() {
   if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     say "$BASE_IMAGE present"
     return 0
+  fi
+  if [[ -n $SEED ]]; then
+    if DOCKER_HOST=$SEED docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+      say "copying $BASE_IMAGE from the engine at $SEED"
+      # pipefail: a failed save fails the copy, not only a failed load.
+      if DOCKER_HOST=$SEED docker save "$BASE_IMAGE" | docker load >/dev/null; then
+        say "$BASE_IMAGE copied"
+        return 0
+      fi
+      say "copying $BASE_IMAGE from $SEED failed: building it instead"
+    else
+      say "the engine at $SEED has no $BASE_IMAGE: building it instead"
+    fi
   fi
   local rootfs
   rootfs=$(mktemp -d /var/tmp/testfleet-rootfs.XXXXXX)
@@ -278,7 +373,13 @@ main() {
       say "ready in $((SECONDS - begin)) s"
       echo "export DOCKER_HOST=$DOCKER_HOST"
       ;;
-    stop) stop_dockerd ;;
+    stop)
+      stop_dockerd
+      if [[ -n $BRIDGE && $BRIDGE != docker0 ]]; then
+        remove_guest_rules
+        remove_bridge
+      fi
+      ;;
     env) echo "export DOCKER_HOST=$DOCKER_HOST" ;;
     status)
       if engine_answers; then
