@@ -1,0 +1,191 @@
+"""The fault matrix on the native backend (`--with postgres --with redis`): every fault, the documented exit
+code, every planned test in the merged JUnit (run, or an error naming the cause), a message naming the cause,
+and nothing left: processes, temporary directories, state files, ports.
+
+The faults run in parallel to keep this module short: one run whose groups each suffer a different fault of
+the test process (SIGKILL, segfault, hang), one whose groups suffer server faults (a Redis that never becomes
+ready, a Redis killed mid-run), one on a full reports filesystem, all at once. The fixture project
+(tests/fixtures/faults) says which group suffers which fault in faults.json; see its README.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, PYTHON, REPO, clean_env, run
+
+sys.path.insert(0, str(FIXTURES / "faults"))
+import leftovers as lo  # noqa: E402
+
+SERVICES = ["--with", "postgres", "--with", "redis"]
+PYTEST = ["pytest", "-q", "--tb=short", "--junit-xml=unit.xml"]
+ALL_TESTS = {("tests.test_work", f"test_database_and_cache[{n}]") for n in range(24)}
+# No docker engine for the native runs and `testfleet clean`: their leftovers are ours to check, and a clean
+# must not touch the compose projects of other runs on a shared engine.
+NO_ENGINE = "unix:///nonexistent/testfleet-faults/docker.sock"
+GROUP_TIMEOUT = 60
+
+
+def start(testfleet, base, faults, args, config=None, reports_dir=None):
+    project = lo.copy_project(FIXTURES, base)
+    if faults:
+        (project / "faults.json").write_text(json.dumps({str(g): f for g, f in faults.items()}))
+    if config:
+        (project / "testfleet.toml").write_text(config)
+    sandbox = lo.Sandbox(base / "sandbox")
+    env = sandbox.env(clean_env(), DOCKER_HOST=NO_ENGINE)
+    reports = ["--reports-dir", str(reports_dir)] if reports_dir else []
+    argv = [testfleet, "run", "--progress", "plain", *reports, *args, *SERVICES, "--", *PYTEST]
+    return project, sandbox, lo.Launched(argv, project, env, base / "testfleet.log")
+
+
+def messages(cases, group):
+    """The error messages of the testcases that name `group`."""
+    return [m for results in cases.values() for outcome, m in results if f"group {group}" in m]
+
+
+@pytest.fixture(scope="module")
+def matrix(testfleet, tmp_path_factory):
+    """Three faulty runs at once; the harness hits groups from outside when their tests ask for it."""
+    scenarios = []
+    crash = start(testfleet, tmp_path_factory.mktemp("crash"), {1: "sigkill-wait", 2: "segv", 3: "hang"},
+                  ["-n", "4", "--timeout", str(GROUP_TIMEOUT), "--kill-grace", "5"])
+    scenarios.append(lo.Scenario("crash", *crash, actions=[
+        ({"group-1.waiting"}, lambda sc: lo.sigkill_group(sc.run_id, 1))]))
+    # Group 1's Redis never answers (the configuration's own command for it sleeps); group 2's is killed.
+    never_ready = (
+        '[services.redis]\n'
+        'command = ["/bin/sh", "-c", "if [ {group} = 1 ]; then exec sleep 600; fi; exec redis-server --port {port} '
+        '--bind 127.0.0.1 --save \\"\\" --appendonly no --dir {dir}"]\n'
+        'ready-timeout = 5\n')
+    servers = start(testfleet, tmp_path_factory.mktemp("servers"), {2: "sidecar-dies"}, ["-n", "3"],
+                    config=never_ready)
+    scenarios.append(lo.Scenario("servers", *servers, actions=[
+        ({"group-2.kill-redis"}, lambda sc: lo.sigkill_native_server(sc.sandbox, 2, "redis"))]))
+    full_base = tmp_path_factory.mktemp("fullfs")
+    reports = full_base / "reports"
+    reports.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(reports)],
+                             capture_output=True, text=True)
+    if mounted.returncode == 0:
+        full = start(testfleet, full_base, {1: "flood"}, ["-n", "2"], reports_dir=reports)
+        scenarios.append(lo.Scenario("full", *full))
+    try:
+        done = lo.drive(scenarios)
+        done["mounted"] = mounted
+        yield done
+    finally:
+        for scenario in scenarios:
+            scenario.launched.kill_if_running()
+            if scenario.run_id:
+                lo.kill_leftover_processes(scenario.run_id, scenario.sandbox)
+        if mounted.returncode == 0:
+            subprocess.run(["umount", "-l", str(reports)], capture_output=True)
+
+
+def assert_every_test_once(outcome):
+    assert set(outcome.cases) == ALL_TESTS, outcome.describe()
+    duplicated = {key: results for key, results in outcome.cases.items() if len(results) != 1}
+    assert not duplicated, duplicated
+
+
+def assert_nothing_left(outcome):
+    assert outcome.run_id and not outcome.problems, outcome.problems + [outcome.describe()]
+    left = lo.settled_leftovers(outcome.run_id, outcome.sandbox, outcome.output)
+    assert left == [], "\n".join(left)
+
+
+def test_killed_segfaulting_and_hung_groups(matrix):
+    outcome = matrix["crash"]
+    assert outcome.code == 1, outcome.describe()
+    assert_every_test_once(outcome)
+    # The groups' tests that finished keep their results: two in each faulty group, all of group 4.
+    assert lo.outcome_counts(outcome.project / "unit.xml") == {"passed": 12, "error": 12}, outcome.describe()
+    crash_cases = outcome.cases
+    for group, running, skipped in (
+            (1, "group 1 crashed (killed by SIGKILL) while running this test",
+             "not run: group 1 ended (killed by SIGKILL) before reaching this test"),
+            (2, "group 2 crashed (killed by SIGSEGV) while running this test",
+             "not run: group 2 ended (killed by SIGSEGV) before reaching this test"),
+            (3, "timed out: group 3 was stopped after", "not run: group 3 timed out after")):
+        named = messages(crash_cases, group)
+        assert len(named) == 4, (group, named)
+        assert sum(m.startswith(running) for m in named) == 1, (group, named)
+        assert sum(m.startswith(skipped) for m in named) == 3, (group, named)
+    assert "FAILED: group 1 [killed by SIGKILL]" in outcome.output
+    assert "FAILED: group 2 [killed by SIGSEGV]" in outcome.output
+    assert "group 3 timed out after" in outcome.output
+    assert "group 4 passed" in outcome.output
+    assert_nothing_left(outcome)
+
+
+def test_sidecar_never_ready_and_sidecar_dying_mid_run(matrix):
+    outcome = matrix["servers"]
+    # A server that failed is an infrastructure error, whatever the tests said.
+    assert outcome.code == 3, outcome.describe()
+    assert_every_test_once(outcome)
+    never_ready = messages(outcome.cases, 1)
+    assert len(never_ready) == 8, never_ready
+    assert all(m.startswith("not run: group 1's environment failed: redis was not ready on 127.0.0.1:")
+               for m in never_ready), never_ready
+    assert "FAILED: group 1: its environment could not be provisioned" in outcome.output
+    assert "redis was not ready" in outcome.output and "within 5" in outcome.output
+    # Group 2's Redis was SIGKILLed after its second test: testfleet must say so, not leave the reader to
+    # guess from connection errors.
+    lines = [line for line in outcome.output.splitlines() if "group 2" in line and "redis" in line]
+    assert any(word in line for line in lines for word in ("ended", "died", "killed", "exited")), (
+        "no line names group 2's Redis, which died mid-run:\n" + outcome.describe())
+    assert "group 3 passed" in outcome.output
+    assert_nothing_left(outcome)
+
+
+def test_full_reports_filesystem(matrix):
+    if matrix["mounted"].returncode != 0:
+        if os.environ.get("CI") or os.geteuid() == 0:
+            pytest.fail(f"cannot mount a tmpfs: {matrix['mounted'].stderr}")
+        pytest.skip("mounting a tmpfs needs root")
+    outcome = matrix["full"]
+    assert outcome.code == 3, outcome.describe()
+    assert "No space left on device" in outcome.output, outcome.describe()
+    # The merged JUnit was asked for outside the full filesystem: every test is there.
+    assert_every_test_once(outcome)
+    assert_nothing_left(outcome)
+
+
+def test_sigkill_of_testfleet_is_cleaned_by_testfleet_clean(testfleet, tmp_path):
+    project, sandbox, launched = start(testfleet, tmp_path, {1: "hang", 2: "hang"}, ["-n", "2"])
+    scenario = lo.Scenario("sigkill", project, sandbox, launched)
+    try:
+        lo.wait_until(lambda: {"group-1.hanging", "group-2.hanging"} <= scenario.markers(), 300,
+                      "both groups to hang", proc=launched.proc)
+        run_id = launched.run_id()
+        launched.proc.kill()
+        launched.proc.wait(timeout=60)
+    finally:
+        launched.kill_if_running()
+    output = launched.output()
+    # A SIGKILL cannot be cleaned up after by the process itself: something must be left for clean to find.
+    assert lo.leftovers(run_id, sandbox, output), "a SIGKILLed run left nothing: the test did not test clean"
+    env = sandbox.env(clean_env(), DOCKER_HOST=NO_ENGINE)
+    try:
+        result = run([testfleet, "clean"], cwd=project, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "removed" in result.stdout, result.stdout
+        left = lo.settled_leftovers(run_id, sandbox, output)
+        assert left == [], "after testfleet clean:\n" + "\n".join(left) + "\nclean said:\n" + result.stdout
+        again = run([testfleet, "clean"], cwd=project, env=env)
+        assert again.returncode == 0 and run_id not in again.stdout, again.stdout
+    finally:
+        lo.kill_leftover_processes(run_id, sandbox)
+
+
+def test_signal_storm_few_repetitions(testfleet, tmp_path):
+    """A few repetitions of scripts/signal-storm.py (50 by hand): SIGINT, SIGTERM or SIGHUP at a random moment."""
+    result = subprocess.run([PYTHON, str(REPO / "scripts" / "signal-storm.py"), "--backend", "native",
+                             "--repetitions", "4", "--binary", testfleet, "--work", str(tmp_path)],
+                            capture_output=True, text=True, timeout=1200, env=clean_env())
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+    assert "4 repetitions: 4 passed" in result.stdout, result.stdout[-3000:]
