@@ -25,7 +25,7 @@ import leftovers as lo  # noqa: E402
 
 PYTEST = ["pytest", "-q", "--tb=short", "--junit-xml=unit.xml"]
 ALL_TESTS = {("tests.test_work", f"test_database_and_cache[{n}]") for n in range(24)}
-GROUP_TIMEOUT = 90
+GROUP_TIMEOUT = 75
 
 
 def start(testfleet, base, faults, args, files=("docker-compose.yml",), reports_dir=None, docker_host=None):
