@@ -227,7 +227,7 @@ def test_signal_storm_few_repetitions(testfleet, tmp_path):
     """A few repetitions of scripts/signal-storm.py (50 by hand) on the compose backend."""
     require_docker()
     result = subprocess.run([PYTHON, str(REPO / "scripts" / "signal-storm.py"), "--backend", "compose",
-                             "--repetitions", "2", "--binary", testfleet, "--work", str(tmp_path)],
+                             "--repetitions", "2", "--max-delay", "40", "--binary", testfleet, "--work", str(tmp_path)],
                             capture_output=True, text=True, timeout=1500, env=clean_env())
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     assert "2 repetitions: 2 passed" in result.stdout, result.stdout[-3000:]

@@ -193,7 +193,7 @@ def test_sigkill_of_testfleet_is_cleaned_by_testfleet_clean(testfleet, tmp_path)
 def test_signal_storm_few_repetitions(testfleet, tmp_path):
     """A few repetitions of scripts/signal-storm.py (50 by hand): SIGINT, SIGTERM or SIGHUP at a random moment."""
     result = subprocess.run([PYTHON, str(REPO / "scripts" / "signal-storm.py"), "--backend", "native",
-                             "--repetitions", "3", "--binary", testfleet, "--work", str(tmp_path)],
+                             "--repetitions", "3", "--max-delay", "15", "--binary", testfleet, "--work", str(tmp_path)],
                             capture_output=True, text=True, timeout=1200, env=clean_env())
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     assert "3 repetitions: 3 passed" in result.stdout, result.stdout[-3000:]
