@@ -102,7 +102,9 @@ def judge(runner, reference, project, sandbox, launched, sig, sent, output_at_si
     output = launched.output()
     name = SIGNALS[sig]
     finished_first = code == 0 and "testfleet: received" not in output
-    if sent and not finished_first:
+    # Killed by the signal itself, before testfleet took its signals over: the shell sees 128 + N too.
+    died_early = code == -sig and not output
+    if sent and not finished_first and not died_early:
         if code != 128 + sig:
             problems.append(f"exit {code}, expected {128 + sig} for {name}")
         if name not in output and "interrupted" not in output:
@@ -148,6 +150,10 @@ def main():
     parser.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep every run's folder")
     args = parser.parse_args()
+    # Caught here, so that testfleet starts with every stop signal at its default whatever the caller
+    # ignored (nohup ignores SIGHUP, and an ignored signal stays ignored across exec).
+    for sig in SIGNALS:
+        signal.signal(sig, lambda *_: None)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="signal-storm-", dir=args.work))
