@@ -153,7 +153,8 @@ def main():
     # Caught here, so that testfleet starts with every stop signal at its default whatever the caller
     # ignored (nohup ignores SIGHUP, and an ignored signal stays ignored across exec).
     for sig in SIGNALS:
-        signal.signal(sig, lambda *_: None)
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, lambda *_: None)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="signal-storm-", dir=args.work))
