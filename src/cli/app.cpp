@@ -57,6 +57,10 @@ void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::stri
                  "Run every group in its own docker compose project of this file (repeatable, like compose's -f)")
       ->allow_extra_args(false);
   sub.add_option("--service", o.compose_service, "The compose service the tests run in");
+  sub.add_option("--docker-host", o.docker_hosts,
+                 "Compose: a Docker engine to run groups on (repeatable: groups are spread over the engines by "
+                 "their CPUs; unix://, tcp://, ssh://; default: DOCKER_HOST)")
+      ->allow_extra_args(false);
   sub.add_option("--sidecar", o.sidecars,
                  "A compose service to start for every group (repeatable; default: the service's depends_on)")
       ->allow_extra_args(false);
@@ -94,6 +98,7 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   o.service_configs = c.service_configs;
   if (from_config("compose", "--compose")) o.compose_files = c.compose_files;
   if (from_config("sidecars", "--sidecar")) o.sidecars = c.sidecars;
+  if (from_config("docker-hosts", "--docker-host")) o.docker_hosts = c.docker_hosts;
   if (from_config("compose-command", "--compose-command")) o.compose_command = c.compose_command;
   if (from_config("service", "--service")) o.compose_service = c.compose_service;
   if (from_config("no-build", "--no-build")) o.no_build = c.no_build;
@@ -129,7 +134,8 @@ int main(int argc, char** argv) {
                                         "reported as errors")
       ->check(CLI::PositiveNumber);
   run->add_option("--kill-grace", run_options.kill_grace,
-                  "Seconds a stopped group gets to write its reports before it is killed (default 10)");
+                  "Seconds a stopped group gets to write its reports before it is killed (default 10)")
+      ->check(CLI::NonNegativeNumber);
   run->add_flag("--store-durations", run_options.store_durations,
                 "Write this run's durations into the .test_durations file (pytest-split format)");
   run->add_option("--store-durations-path", run_options.store_durations_path,
@@ -196,6 +202,13 @@ int main(int argc, char** argv) {
   CLI::App* clean = app.add_subcommand(
       "clean", "Remove what interrupted or killed runs left: servers, temporary directories, compose projects");
   clean->add_flag("--dry-run", clean_dry_run, "Say what would be removed; remove nothing");
+  bool clean_all = false;
+  std::vector<std::string> clean_hosts;
+  clean->add_flag("--all", clean_all,
+                  "Also remove every compose project named testfleet-* that no run of this machine accounts for "
+                  "(careful: other machines' live runs on a shared engine too)");
+  clean->add_option("--docker-host", clean_hosts, "Docker engine(s) for --all (default: DOCKER_HOST)")
+      ->allow_extra_args(false);
 
   // `wait A B -- CMD`: CLI11 gives everything after -- to the last positional, so split it off first.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -227,7 +240,7 @@ int main(int argc, char** argv) {
     }
     if (report->parsed()) return rebuild_report(report_dir);
     if (wait->parsed()) return wait_for(wait_endpoints, wait_timeout, wait_command, wait_quiet);
-    if (clean->parsed()) return clean_leftovers(clean_dry_run);
+    if (clean->parsed()) return clean_leftovers(clean_dry_run, clean_all, clean_hosts);
     if (matrix->parsed()) {
       merge_config(matrix_options, matrix_config, Given{matrix});
       return print_matrix(matrix_options, matrix_shards);

@@ -4,6 +4,9 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "util/error.hpp"
 #include "util/strings.hpp"
 
@@ -64,6 +67,26 @@ std::vector<std::string> as_strings(const std::filesystem::path& file, const std
   std::vector<std::string> out;
   for (const toml::node& item : *array) out.push_back(as_string(file, key, item));
   return out;
+}
+
+// A number of seconds: finite, positive (or zero when `zero_ok`).
+double in_range(const std::filesystem::path& file, const std::string& key, const toml::node& node, bool zero_ok) {
+  double value = as_number(file, key, node);
+  if (!std::isfinite(value) || value < 0 || (!zero_ok && value == 0) || value > 1e7) {
+    throw UsageError(fmt::format("{}: '{}' is {}: it must be a number of seconds {} 0", where(file, node), key, value,
+                                 zero_ok ? "of at least" : "greater than"));
+  }
+  return value;
+}
+
+std::string one_of(const std::filesystem::path& file, const std::string& key, const toml::node& node,
+                   const std::vector<std::string>& choices) {
+  std::string value = as_string(file, key, node);
+  if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
+    throw UsageError(fmt::format("{}: '{}' is \"{}\": expected one of {}", where(file, node), key, value,
+                                 util::join(choices, ", ")));
+  }
+  return value;
 }
 
 std::map<std::string, std::string> as_string_map(const std::filesystem::path& file, const std::string& key,
@@ -127,7 +150,7 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
       }
       o.groups = static_cast<int>(n);
     } else if (key == "algorithm") {
-      o.algorithm = as_string(file, key, node);
+      o.algorithm = one_of(file, key, node, {"lpt", "chunks"});
     } else if (key == "durations") {
       for (const std::string& p : as_strings(file, key, node)) o.durations.emplace_back(p);
     } else if (key == "durations-junit") {
@@ -137,11 +160,11 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
     } else if (key == "reports-dir") {
       o.reports_dir = as_string(file, key, node);
     } else if (key == "timeout") {
-      o.timeout = as_number(file, key, node);
+      o.timeout = in_range(file, key, node, false);
     } else if (key == "kill-grace") {
-      o.kill_grace = as_number(file, key, node);
+      o.kill_grace = in_range(file, key, node, true);
     } else if (key == "runner") {
-      o.runner = as_string(file, key, node);
+      o.runner = one_of(file, key, node, {"auto", "pytest", "generic"});
     } else if (key == "list-command") {
       o.list_command = as_string(file, key, node);
     } else if (key == "with") {
@@ -154,6 +177,8 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
       }
     } else if (key == "compose") {
       for (const std::string& p : as_strings(file, key, node)) o.compose_files.emplace_back(p);
+    } else if (key == "docker-hosts") {
+      o.docker_hosts = as_strings(file, key, node);
     } else if (key == "sidecars") {
       o.sidecars = as_strings(file, key, node);
     } else if (key == "compose-command") {
@@ -165,9 +190,9 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
     } else if (key == "wait") {
       o.waits = as_strings(file, key, node);
     } else if (key == "ci") {
-      o.ci = as_string(file, key, node);
+      o.ci = one_of(file, key, node, {"auto", "none", "github", "gitlab"});
     } else if (key == "progress") {
-      o.progress = as_string(file, key, node);
+      o.progress = one_of(file, key, node, {"auto", "smart", "plain"});
     } else if (key == "command") {
       // A list is argv as it is; a string is split with shell quoting rules (no expansion).
       o.command = node.is_string() ? util::split_command_line(as_string(file, key, node))
@@ -175,7 +200,7 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
     } else {
       throw UsageError(fmt::format(
           "{}: unknown key '{}' (known: groups, algorithm, durations, durations-junit, store-durations, "
-          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, sidecars, "
+          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, sidecars, docker-hosts, "
           "compose-command, no-build, wait, ci, "
           "progress, command)",
           where(file, node), key));

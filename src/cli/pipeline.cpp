@@ -98,7 +98,7 @@ std::vector<std::string> discover(const runners::Runner& runner, environments::B
   auto start = std::chrono::steady_clock::now();
   util::CommandResult result;
   try {
-    result = util::run_command(spec);
+    result = util::run_command(spec, std::nullopt, command.output_is_data);
   } catch (const InfrastructureError& e) {
     // The user's command does not exist: that is theirs to fix.
     throw UsageError(e.what());
@@ -218,11 +218,13 @@ std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, c
     compose.sidecars = options.sidecars;
     compose.waits = options.waits;
     compose.no_build = options.no_build;
+    compose.docker_hosts = options.docker_hosts;
     if (!options.compose_command.empty()) compose.compose_command = util::split_command_line(options.compose_command);
     return environments::make_compose_backend(std::move(compose));
   }
-  if (!options.compose_service.empty() || !options.sidecars.empty() || !options.waits.empty()) {
-    throw UsageError("--service, --sidecar and --wait go with --compose");
+  if (!options.compose_service.empty() || !options.sidecars.empty() || !options.waits.empty() ||
+      !options.docker_hosts.empty()) {
+    throw UsageError("--service, --sidecar, --wait and --docker-host go with --compose");
   }
   if (options.services.empty()) return std::make_unique<environments::HostBackend>();
   environments::NativeOptions native;

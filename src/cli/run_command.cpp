@@ -13,6 +13,7 @@
 #include "cli/coverage_reports.hpp"
 #include "cli/pipeline.hpp"
 #include "cli/report_command.hpp"
+#include "cli/run_owner.hpp"
 #include "execution/provisioner.hpp"
 #include "execution/supervisor.hpp"
 #include "reports/durations.hpp"
@@ -101,7 +102,7 @@ class Cleanup {
 // Why a planned test has no result of its own, as the merged report says it.
 std::string missing_cause(const runners::GroupRequest& group, const runners::GroupReport& report,
                           const std::string& id, const std::optional<std::string>& provision_error,
-                          const execution::GroupOutcome* outcome, int stop_signal) {
+                          const execution::GroupOutcome* outcome, int stop_signal, bool in_container) {
   std::string who = fmt::format("group {}", group.index);
   if (provision_error) return fmt::format("not run: {}'s environment failed: {}", who, *provision_error);
   if (outcome == nullptr) {
@@ -128,6 +129,13 @@ std::string missing_cause(const runners::GroupRequest& group, const runners::Gro
     return was_running ? fmt::format("{} crashed ({}) while running this test", who, outcome->status.describe())
                        : fmt::format("not run: {} ended ({}) before reaching this test", who, outcome->status.describe());
   }
+  // Inside a container a signal comes back as the exit code 128+N of `docker compose run`.
+  if (in_container && outcome->status.code > 128 && outcome->status.code < 160) {
+    int sig = outcome->status.code - 128;
+    std::string what = fmt::format("exit {}: {} in its container", outcome->status.code, signal_name(sig));
+    return was_running ? fmt::format("{} crashed ({}) while running this test", who, what)
+                       : fmt::format("not run: {} ended ({}) before reaching this test", who, what);
+  }
   return fmt::format("not reported: {} ended ({}) without reporting this test", who, outcome->status.describe());
 }
 
@@ -145,7 +153,7 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
                           const std::vector<runners::GroupRequest>& groups,
                           const std::vector<std::optional<std::string>>& provision_errors,
                           const std::vector<std::optional<execution::GroupOutcome>>& outcomes, int stop_signal,
-                          const RunContext& context, double wall_seconds) {
+                          bool in_container, const RunContext& context, double wall_seconds) {
   reports::JUnitMerger merger;
   MergeSummary summary;
   for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -168,7 +176,7 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
       record.classname = key.classname;
       record.name = key.name;
       record.outcome = reports::Outcome::kError;
-      record.message = missing_cause(group, report, id, provision_errors[g], outcome, stop_signal);
+      record.message = missing_cause(group, report, id, provision_errors[g], outcome, stop_signal, in_container);
       record.text = fmt::format("{}\ntest: {}\ngroup log: {}", record.message, id,
                                 (group.paths.host_dir / "output.log").string());
       merger.add_testcase(runner.junit_suite_name(), record);
@@ -375,6 +383,7 @@ int run_tests(const RunOptions& options) {
   std::unique_ptr<environments::Backend> backend = make_backend(options, context);
   prepare_reports_dir(context);
   runner->install_support(context.support_dir);
+  RunOwner owner(context.run_id, backend->name(), options.docker_hosts);
   Cleanup cleanup(*backend, printer);
 
   // Prepared once for all groups (images built, a database template made) before anything runs in it.
@@ -508,7 +517,8 @@ int run_tests(const RunOptions& options) {
   int stop_signal = signals.received();
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
   MergeSummary summary =
-      merge_groups(*runner, plan, groups, provision_errors, outcomes, stop_signal, context, wall);
+      merge_groups(*runner, plan, groups, provision_errors, outcomes, stop_signal, backend->name() == "compose", context,
+                   wall);
 
   // The reports directory is the run's artifact for a fan-in merge of shards: it holds the merged JUnit and
   // this run's durations whatever else the user asked for.
@@ -541,6 +551,11 @@ int run_tests(const RunOptions& options) {
   for (std::size_t g = 0; g < groups.size(); ++g) {
     if (provision_errors[g] || (outcomes[g] && outcomes[g]->start_error)) infrastructure_failed = true;
     if (outcomes[g] && !outcomes[g]->status.success()) group_failed = true;
+  }
+  if (stop_signal != 0) {
+    printer.line(fmt::format("testfleet: interrupted by {}: the partial results are merged, every test without a "
+                             "result is an error saying so",
+                             signal_name(stop_signal)));
   }
   const reports::Totals& t = summary.totals;
   std::size_t passed = t.tests - t.failures - t.errors - t.skipped;

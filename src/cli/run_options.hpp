@@ -29,6 +29,7 @@ struct RunOptions {
   std::vector<std::filesystem::path> compose_files;  // --compose, repeatable like compose's -f
   std::string compose_service;
   std::vector<std::string> sidecars;          // --sidecar: default the service's depends_on
+  std::vector<std::string> docker_hosts;      // --docker-host: engines to spread groups over
   std::string compose_command;                // --compose-command: default docker compose, else docker-compose
   bool no_build = false;
   std::vector<std::string> waits;  // --wait HOST:PORT for compose sidecars

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "cli/run_owner.hpp"
 #include "environments/compose_engine.hpp"
 #include "environments/native_state.hpp"
 #include "util/error.hpp"
@@ -55,39 +56,62 @@ int wait_for(const std::vector<std::string>& endpoints, double timeout_seconds, 
   throw InfrastructureError(fmt::format("cannot run {}: {}", program->string(), std::strerror(errno)));
 }
 
-int clean_leftovers(bool dry_run) {
-  (void)dry_run;
+int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::string>& docker_hosts) {
   bool failed = false;
   std::size_t removed = 0;
+  auto say = [&](const std::string& what) {
+    std::cout << "  " << what << "\n";
+    ++removed;
+  };
+  // Runs whose testfleet is gone: their test processes and compose projects. Live runs are never touched.
+  for (const AbandonedRun& run : abandoned_runs()) {
+    std::cout << fmt::format("run {} ({} backend; its testfleet is gone):\n", run.run_id, run.backend);
+    for (const std::string& what : kill_run_processes(run.run_id, dry_run)) say(what);
+    if (run.backend == "compose") {
+      if (dry_run) {
+        say(fmt::format("would remove the compose projects testfleet-{}-*", run.run_id));
+      } else {
+        try {
+          environments::CleanReport report = environments::clean_compose_leftovers(run.run_id, run.docker_hosts);
+          for (const std::string& what : report.removed) say("removed " + what);
+          for (const std::string& what : report.failed) {
+            std::cout << "  FAILED: " << what << "\n";
+            failed = true;
+          }
+        } catch (const Error& e) {
+          std::cout << "  FAILED: " << util::split_lines(e.what()).front() << "\n";
+          failed = true;
+          continue;  // keep its owner file: a later clean, with the engine back, finishes the job
+        }
+      }
+    }
+    if (!dry_run) std::filesystem::remove(run.owner_file);
+  }
   for (const environments::CleanedRun& run : environments::clean_native_leftovers()) {
     std::cout << fmt::format("run {} (native services, state {}):\n", run.run_id, run.state_file.string());
-    for (const std::string& what : run.removed) {
-      std::cout << "  removed: " << what << "\n";
-      ++removed;
-    }
+    for (const std::string& what : run.removed) say("removed " + what);
     for (const std::string& what : run.failed) {
       std::cout << "  FAILED: " << what << "\n";
       failed = true;
     }
   }
-  environments::CleanReport compose;
-  try {
-    compose = environments::clean_compose_leftovers(std::nullopt);
-  } catch (const InfrastructureError& e) {
-    // No engine, no containers of ours to find: say so, and clean the rest.
-    std::string first_line = util::split_lines(e.what()).front();
-    std::cout << "compose projects not checked: " << first_line << "\n";
+  // Projects no owner file on this machine accounts for (a run from another machine, or from before the
+  // state directory was cleared): only on request, since their runs may well be alive.
+  if (all_projects) {
+    try {
+      environments::CleanReport compose =
+          dry_run ? environments::CleanReport{} : environments::clean_compose_leftovers(std::nullopt, docker_hosts);
+      if (dry_run) std::cout << "--all --dry-run: would remove every compose project named testfleet-*\n";
+      for (const std::string& what : compose.removed) say("removed " + what);
+      for (const std::string& what : compose.failed) {
+        std::cout << "  FAILED: " << what << "\n";
+        failed = true;
+      }
+    } catch (const InfrastructureError& e) {
+      std::cout << "compose projects not checked: " << util::split_lines(e.what()).front() << "\n";
+    }
   }
-  if (!compose.removed.empty() || !compose.failed.empty()) std::cout << "compose projects:\n";
-  for (const std::string& what : compose.removed) {
-    std::cout << "  removed: " << what << "\n";
-    ++removed;
-  }
-  for (const std::string& what : compose.failed) {
-    std::cout << "  FAILED: " << what << "\n";
-    failed = true;
-  }
-  if (removed == 0 && !failed) std::cout << "nothing to clean: no run left servers or directories behind\n";
+  if (removed == 0 && !failed) std::cout << "nothing to clean: no abandoned run left anything behind\n";
   return failed ? static_cast<int>(ExitCode::kInfrastructure) : 0;
 }
 

@@ -12,8 +12,9 @@ namespace testfleet::cli {
 int wait_for(const std::vector<std::string>& endpoints, double timeout_seconds, const std::vector<std::string>& command,
              bool quiet);
 
-// Removes the servers, temporary directories, containers, networks and volumes of runs whose testfleet is
-// gone, saying what it removed. Returns 0, or 3 when something could not be removed.
-int clean_leftovers(bool dry_run);
+// Removes the processes, servers, temporary directories, containers, networks and volumes of runs whose
+// testfleet is gone, saying what it removed; `all_projects` also removes every compose project named
+// testfleet-* on the engines (live runs' too). Returns 0, or 3 when something could not be removed.
+int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::string>& docker_hosts);
 
 }  // namespace testfleet::cli

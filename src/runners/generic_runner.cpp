@@ -49,7 +49,7 @@ GenericRunner::GenericRunner(std::vector<std::string> list_argv, std::vector<std
 
 Command GenericRunner::collect_command(const CommandPaths& paths) const {
   (void)paths;
-  return {list_argv_, {}};
+  return {list_argv_, {}, /*output_is_data=*/true};
 }
 
 std::vector<std::string> GenericRunner::read_collection(const util::CommandResult& result,

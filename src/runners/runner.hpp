@@ -25,6 +25,8 @@ struct CommandPaths {
 struct Command {
   std::vector<std::string> argv;
   util::EnvVars variables;  // on top of the run's environment
+  // Its standard output is data (one test ID per line): diagnostics on stderr must not mix into it.
+  bool output_is_data = false;
 };
 
 // One group to run: its number, how many there are, its tests' IDs in collection order.

@@ -84,7 +84,8 @@ int open_output(const SpawnSpec& spec, int* pipe_read_end) {
       }
       return fd;
     }
-    case OutputMode::kPipe: {
+    case OutputMode::kPipe:
+    case OutputMode::kPipeStdout: {
       int fds[2];
       if (::pipe2(fds, O_CLOEXEC) != 0) {
         throw InfrastructureError(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
@@ -103,7 +104,7 @@ pid_t spawn_with_posix_spawn(const std::filesystem::path& program, const SpawnSp
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   if (out_fd >= 0) {
     posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+    if (spec.output != OutputMode::kPipeStdout) posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
   }
   if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
 
@@ -159,7 +160,8 @@ pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spe
     if (spec.own_process_group && ::setpgid(0, 0) != 0) fail(1);
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd < 0 || ::dup2(null_fd, 0) < 0) fail(3);
-    if (out_fd >= 0 && (::dup2(out_fd, 1) < 0 || ::dup2(out_fd, 2) < 0)) fail(4);
+    if (out_fd >= 0 && ::dup2(out_fd, 1) < 0) fail(4);
+    if (out_fd >= 0 && spec.output != OutputMode::kPipeStdout && ::dup2(out_fd, 2) < 0) fail(4);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) fail(5);
     if (spec.gid) {
       if (::setgroups(0, nullptr) != 0 || ::setgid(*spec.gid) != 0) fail(6);
@@ -357,8 +359,8 @@ ExitStatus Process::terminate(std::chrono::milliseconds grace) {
   return *status_;
 }
 
-CommandResult run_command(SpawnSpec spec, std::optional<std::chrono::milliseconds> timeout) {
-  spec.output = OutputMode::kPipe;
+CommandResult run_command(SpawnSpec spec, std::optional<std::chrono::milliseconds> timeout, bool stdout_only) {
+  spec.output = stdout_only ? OutputMode::kPipeStdout : OutputMode::kPipe;
   Process process = Process::spawn(spec);
   CommandResult result;
   int fd = process.output_fd();

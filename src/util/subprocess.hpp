@@ -40,6 +40,7 @@ enum class OutputMode {
   kFile,     // stdout and stderr appended to output_file
   kNull,     // discarded
   kPipe,     // stdout and stderr into one pipe, read with Process::output_fd()
+  kPipeStdout,  // stdout into the pipe, stderr to ours (a listing that must not mix with diagnostics)
 };
 
 struct SpawnSpec {
@@ -100,7 +101,8 @@ struct CommandResult {
 // Runs a command to its end with stdin from /dev/null, capturing its output. On timeout the process group
 // is killed and timed_out set. A command that leaves a daemon holding the pipe open returns when the
 // command itself has exited.
-CommandResult run_command(SpawnSpec spec, std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+CommandResult run_command(SpawnSpec spec, std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                          bool stdout_only = false);
 
 // The signals testfleet handles itself; children get them back at their defaults.
 const std::vector<int>& handled_signals();
