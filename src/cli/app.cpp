@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/config.hpp"
+#include "cli/help_command.hpp"
 #include "cli/merge_command.hpp"
 #include "cli/report_command.hpp"
 #include "cli/run_command.hpp"
@@ -198,6 +199,9 @@ int main(int argc, char** argv) {
   CLI::App* report = app.add_subcommand("report", "Make the HTML report (report.html) again from a reports directory");
   report->add_option("dir", report_dir, "The reports directory of a run (default: testfleet-reports)");
 
+  HelpRequest help_request;
+  CLI::App* help = add_help_command(app, help_request);
+
   bool clean_dry_run = false;
   CLI::App* clean = app.add_subcommand(
       "clean", "Remove what interrupted or killed runs left: servers, temporary directories, compose projects");
@@ -239,6 +243,7 @@ int main(int argc, char** argv) {
       return merge_reports(merge_kind, merge_out, merge_inputs);
     }
     if (report->parsed()) return rebuild_report(report_dir);
+    if (help->parsed()) return print_help(app, help_request, std::cout);
     if (wait->parsed()) return wait_for(wait_endpoints, wait_timeout, wait_command, wait_quiet);
     if (clean->parsed()) return clean_leftovers(clean_dry_run, clean_all, clean_hosts);
     if (matrix->parsed()) {
