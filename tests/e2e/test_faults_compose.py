@@ -186,9 +186,11 @@ def test_engine_unreachable_mid_run(matrix):
     # projects it left and how to remove them once the engine is back.
     assert scenario.docker_host in scenario.output or "Docker engine" in scenario.output, scenario.describe()
     assert f"testfleet-{run_id}-g1" in scenario.output and "testfleet clean" in scenario.output, scenario.describe()
-    # Nothing of it runs on this host any more: no compose client, no temporary directory.
+    # Nothing of it runs on this host any more: no compose client, no temporary directory. (Its containers,
+    # with the test processes in them, are on the engine, which testfleet could not reach; the state file
+    # stays for `testfleet clean`.)
     left = [item for item in lo.settled_leftovers(run_id, scenario.sandbox, scenario.output)
-            if not item.startswith("state file:")]
+            if not item.startswith("state file:") and "(in a container)" not in item]
     assert left == [], "\n".join(left)
 
 
