@@ -221,7 +221,7 @@ def measure(options, workdir):
     for path in (workdir, tmp):
         os.chmod(path, 0o711)  # native servers run as user postgres and must reach their directories
     env = clean_environment(TMPDIR=tmp)
-    results = {"rows": [], "groups": options.groups}
+    results = {"rows": [], "groups": options.groups, "load_start": os.getloadavg()[0]}
 
     # Durations, as a user's first `--store-durations` run records them; both testfleet runs use them.
     durations_source = copy_example(workdir, "durations")
@@ -310,6 +310,14 @@ def format_section(results, machine, software, date):
         "Within testfleet's wall time, from the first group's start to the last group's end (the rest is "
         "collection, server or project start-up and merging): " + "; ".join(spans) + ".",
     ]
+    load_end = os.getloadavg()[0]
+    lines += ["", f"Load average at the end: {load_end:.2f} on {os.cpu_count()} logical CPUs."]
+    if max(results["load_start"], load_end) > (os.cpu_count() or 1):
+        lines += [
+            "The machine was oversubscribed during the run (other work held its cores): the suite is mostly "
+            "CPU work (Django's test client and ORM, and each group's start-up: interpreter, Django, "
+            "migrations), so the parallel runs competed for the same few cores, and these figures understate "
+            f"what {n} groups gain on {n} free cores."]
     return "\n".join(lines)
 
 
