@@ -1,6 +1,7 @@
 #include "cli/pipeline.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +40,14 @@ RunContext make_context(const RunOptions& options) {
   context.reports_dir = std::filesystem::absolute(options.reports_dir).lexically_normal();
   context.support_dir = context.reports_dir / ".testfleet";
   return context;
+}
+
+std::optional<util::TempDir> place_support_dir(RunContext& context, const environments::Backend& backend) {
+  if (backend.name() == "compose") return std::nullopt;
+  util::TempDir dir("testfleet-support-" + context.run_id + "-");
+  ::chmod(dir.path().c_str(), 0755);
+  context.support_dir = dir.path();
+  return dir;
 }
 
 std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const RunContext& context) {

@@ -14,6 +14,7 @@
 #include "planning/plan.hpp"
 #include "runners/runner.hpp"
 #include "ui/status_printer.hpp"
+#include "util/files.hpp"
 
 namespace testfleet::cli {
 
@@ -26,6 +27,11 @@ struct RunContext {
 };
 
 RunContext make_context(const RunOptions& options);
+
+// Where testfleet's support files (the pytest plugin) go: a private temporary directory, so that a user's
+// `--cov=.` never measures them; under the reports directory for compose, whose containers see that alone.
+// The returned directory, when any, lives as long as the run.
+std::optional<util::TempDir> place_support_dir(RunContext& context, const environments::Backend& backend);
 std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const RunContext& context);
 std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, const RunContext& context);
 

@@ -382,6 +382,7 @@ int run_tests(const RunOptions& options) {
   std::unique_ptr<runners::Runner> runner = make_runner(options, context);
   std::unique_ptr<environments::Backend> backend = make_backend(options, context);
   prepare_reports_dir(context);
+  std::optional<util::TempDir> support = place_support_dir(context, *backend);
   runner->install_support(context.support_dir);
   RunOwner owner(context.run_id, backend->name(), options.docker_hosts);
   Cleanup cleanup(*backend, printer);
@@ -584,6 +585,7 @@ int print_plan(const RunOptions& options) {
   std::unique_ptr<runners::Runner> runner = make_runner(options, context);
   std::unique_ptr<environments::Backend> backend = make_backend(options, context);
   std::filesystem::create_directories(context.reports_dir);
+  std::optional<util::TempDir> support = place_support_dir(context, *backend);
   runner->install_support(context.support_dir);
   // Collection output goes to stderr so that `plan --format json` is clean on stdout.
   ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
@@ -602,6 +604,7 @@ int print_matrix(const RunOptions& options, int shards) {
   std::unique_ptr<runners::Runner> runner = make_runner(options, context);
   std::unique_ptr<environments::Backend> backend = make_backend(options, context);
   std::filesystem::create_directories(context.reports_dir);
+  std::optional<util::TempDir> support = place_support_dir(context, *backend);
   runner->install_support(context.support_dir);
   ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
   Cleanup cleanup(*backend, quiet);

@@ -92,4 +92,8 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    global _progress
     _emit({"event": "finish", "exitstatus": int(exitstatus), "time": time.time()})
+    if _progress is not None:
+        _progress.close()
+        _progress = None
