@@ -231,7 +231,8 @@ std::string render_man_page(const CLI::App& app) {
         << "\"\n";
     out << escape(prose(sub->get_description())) << "\n";
     render_options(formatter, *sub, false, out);
-    render_footer(sub->get_footer(), false, out);
+    // CLI11 gives a subcommand without a footer of its own the program's: the page says that once.
+    if (sub->get_footer() != app.get_footer()) render_footer(sub->get_footer(), false, out);
   }
   render_footer(app.get_footer(), true, out);
   return out.str();

@@ -80,6 +80,16 @@ TEST(HelpCommand, FootersBecomeSectionsAndTextIsEscapedForTroff) {
   }
 }
 
+TEST(HelpCommand, AFooterInheritedFromTheProgramIsNotRepeated) {
+  Program p;
+  p.app.add_subcommand("clean", "Remove leftovers");  // CLI11 copies the program's footer into it
+  std::string page = p.page();
+  std::string clean = page.substr(page.find(".SS \"testfleet clean"));
+  clean = clean.substr(0, clean.find("\n.S", 3));  // up to the next command or section
+  EXPECT_THAT(clean, Not(HasSubstr("every test passed")));
+  EXPECT_THAT(page, HasSubstr(".SH EXIT CODES\n"));
+}
+
 TEST(HelpCommand, HelpWithoutATopicExplainsTheProgram) {
   Program p;
   p.app.parse(std::vector<std::string>{"help"});
