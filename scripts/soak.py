@@ -142,7 +142,10 @@ def main():
     names = ["native", "compose"] if args.backend == "both" else [args.backend]
     backends = [Backend(name, args, work) for name in names]
     stop_at = time.monotonic() + args.minutes * 60 if args.minutes else None
-    print(f"soak: up to {args.runs} runs on {', '.join(names)} with {args.groups} groups, in {work}", flush=True)
+    import subprocess
+    version = subprocess.run([args.binary, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"soak: up to {args.runs} runs on {', '.join(names)} with {args.groups} groups, {version}, in {work}",
+          flush=True)
     try:
         for number in range(1, args.runs + 1):
             for backend in backends:
