@@ -22,6 +22,7 @@ TMPDIR and XDG_RUNTIME_DIR under --work (kept with --keep, for a post-mortem).
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -45,7 +46,6 @@ PHASES = [("collecting tests", "collection"), ("testfleet run ", "provisioning")
 
 
 def base_env():
-    import os
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTFLEET_FIXTURE")}
     env.pop("PYTEST_ADDOPTS", None)
     env["PATH"] = "/usr/bin:/bin:/usr/sbin:/sbin:" + env.get("PATH", "")

@@ -17,8 +17,10 @@ runs with a lost test, with a leak, with a different result, and the run time's 
 
 import argparse
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +35,6 @@ NO_ENGINE = "unix:///nonexistent/testfleet-soak/docker.sock"
 
 
 def base_env():
-    import os
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTFLEET_FIXTURE")}
     env.pop("PYTEST_ADDOPTS", None)
     env["PATH"] = "/usr/bin:/bin:/usr/sbin:/sbin:" + env.get("PATH", "")
@@ -142,7 +143,6 @@ def main():
     names = ["native", "compose"] if args.backend == "both" else [args.backend]
     backends = [Backend(name, args, work) for name in names]
     stop_at = time.monotonic() + args.minutes * 60 if args.minutes else None
-    import subprocess
     version = subprocess.run([args.binary, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"soak: up to {args.runs} runs on {', '.join(names)} with {args.groups} groups, {version}, in {work}",
           flush=True)
