@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <mutex>
@@ -13,24 +14,47 @@ std::vector<ProvisionResult> provision_all(std::vector<std::unique_ptr<environme
                                            const std::atomic<bool>& cancel, ui::StatusPrinter& printer) {
   std::vector<ProvisionResult> results(environments.size());
   std::mutex print_mutex;
+  // The status area shows every group provisioning, then ready (waiting for the others) or failed.
+  std::vector<ui::GroupView> views(environments.size());
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    views[i].index = static_cast<int>(i) + 1;
+    views[i].state = ui::GroupState::kProvisioning;
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  std::atomic<std::size_t> running{environments.size()};
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < environments.size(); ++i) {
     threads.emplace_back([&, i] {
-      auto start = std::chrono::steady_clock::now();
       try {
         environments[i]->provision(cancel);
       } catch (const std::exception& e) {
         results[i].error = e.what();
       }
-      results[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      results[i].seconds = elapsed();
       std::lock_guard lock(print_mutex);
+      views[i].state = results[i].error ? ui::GroupState::kFailed : ui::GroupState::kWaiting;
+      views[i].elapsed = results[i].seconds;
+      views[i].detail = results[i].error ? "environment failed" : "ready";
       if (!results[i].error) {
         printer.line(fmt::format("group {} ready in {:.2f}s: {}", i + 1, results[i].seconds,
                                  environments[i]->describe()));
       }
+      --running;
     });
   }
+  while (running.load() > 0) {
+    {
+      std::lock_guard lock(print_mutex);
+      for (ui::GroupView& view : views) {
+        if (view.state == ui::GroupState::kProvisioning) view.elapsed = elapsed();
+      }
+      printer.status(views, elapsed());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
   for (std::thread& t : threads) t.join();
+  printer.clear();
   return results;
 }
 
