@@ -197,7 +197,7 @@ def format_section(runs, load, when):
                "core; CPU time is testfleet's own work).")
     for measured in runs:
         out.append(f"- `{os.path.relpath(measured['binary'], REPO)}`: {measured['version']}, "
-                   f"{measured['linkage']}ly linked, {measured['size']:,} bytes stripped.")
+                   f"{measured['linkage']}ally linked, {measured['size']:,} bytes stripped.")
     all_verdicts = []
     for measured in runs:
         out += ["", f"### {os.path.relpath(measured['binary'], REPO)} ({measured['linkage']})", ""]

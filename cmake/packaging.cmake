@@ -14,6 +14,8 @@
 
 include(GNUInstallDirs)
 
+install(TARGETS testfleet RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
 # The man page, rendered by the binary itself (packaging/man_page.cmake): every build has it, so
 # `cmake --install` of any build installs a page that matches the binary.
 set(TESTFLEET_MAN_PAGE ${PROJECT_BINARY_DIR}/man/testfleet.1.gz)
@@ -43,7 +45,7 @@ set(CPACK_PACKAGE_NAME testfleet)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "Runs a slow test suite in parallel groups, each in its own isolated environment")
-set(CPACK_PACKAGE_DESCRIPTION
+string(CONCAT CPACK_PACKAGE_DESCRIPTION
     "testfleet splits a test suite (pytest, or any runner that can list its tests) into groups balanced by "
     "past durations, runs every group in its own environment (its own PostgreSQL and Redis processes, or its "
     "own docker compose project), supervises them, and merges their JUnit XML and coverage into one report.")

@@ -224,6 +224,8 @@ def test_deb_installs_and_removes_cleanly(docker, static_build, tmp_path):
                  "dpkg-deb --field").stdout
     assert "Package: testfleet" in info and f"Version: {project_version()}" in info
     assert "Depends:" not in info, "the static package must depend on nothing"
+    description = check(run(["dpkg-deb", "--field", deb, "Description"], cwd=tmp_path), "dpkg-deb --field").stdout
+    assert "groups" in description and ";" not in description, description
     contents = check(run(["dpkg-deb", "--contents", deb], cwd=tmp_path), "dpkg-deb --contents").stdout
     assert "./usr/bin/testfleet" in contents and "./usr/share/man/man1/testfleet.1.gz" in contents
 
