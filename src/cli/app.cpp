@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 
 #include "cli/config.hpp"
@@ -255,9 +256,13 @@ int main(int argc, char** argv) {
       return print_plan(plan_options);
     }
   } catch (const Error& e) {
-    std::cerr << "testfleet: error: " << e.what() << "\n";
     // A stop signal that cut a phase short is the reason, whatever the phase said.
-    if (int sig = util::SignalWatcher::instance().received(); sig != 0) return 128 + sig;
+    if (int sig = util::SignalWatcher::instance().received(); sig != 0) {
+      const char* name = sigabbrev_np(sig);
+      std::cerr << "testfleet: interrupted by SIG" << (name != nullptr ? name : "?") << ": " << e.what() << "\n";
+      return 128 + sig;
+    }
+    std::cerr << "testfleet: error: " << e.what() << "\n";
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     std::cerr << "testfleet: error: " << e.what() << "\n";

@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "ci/ci_output.hpp"
@@ -97,6 +99,36 @@ class Cleanup {
   environments::Backend& backend_;
   ui::StatusPrinter& printer_;
   bool released_ = false;
+};
+
+// Counts the "test" events of a group's progress stream incrementally, so that live progress costs what the
+// group wrote since the last poll, not the whole stream again (100,000 tests make that matter).
+class ProgressCounter {
+ public:
+  explicit ProgressCounter(std::filesystem::path path) : path_(std::move(path)) {}
+
+  std::size_t count() {
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) return count_;
+    in.seekg(static_cast<std::streamoff>(offset_));
+    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    offset_ += chunk.size();
+    partial_ += chunk;
+    std::size_t start = 0;
+    for (std::size_t nl = partial_.find('\n'); nl != std::string::npos; nl = partial_.find('\n', start)) {
+      std::string_view line(partial_.data() + start, nl - start);
+      if (line.find("\"event\": \"test\"") != std::string_view::npos) ++count_;
+      start = nl + 1;
+    }
+    partial_.erase(0, start);  // a line still being written waits for its end
+    return count_;
+  }
+
+ private:
+  std::filesystem::path path_;
+  std::uintmax_t offset_ = 0;
+  std::size_t count_ = 0;
+  std::string partial_;
 };
 
 // Why a planned test has no result of its own, as the merged report says it.
@@ -478,6 +510,7 @@ int run_tests(const RunOptions& options) {
     job.cwd = context.cwd;
     job.log_file = group.paths.host_dir / "output.log";
     job.planned_tests = group.test_ids.size();
+    job.in_container = !environment.variables_in_host_environment();
     // Without any known duration the "estimate" is one second a test: not worth showing.
     job.estimate_seconds = no_durations ? 0 : plan.groups[g].seconds;
     if (environment.variables_in_host_environment()) {
@@ -488,10 +521,9 @@ int run_tests(const RunOptions& options) {
       job.env = host;
     }
     if (runner->streams_progress()) {
-      const runners::Runner* r = runner.get();
-      job.finished_tests = [r, &group]() -> std::optional<std::size_t> {
-        return r->read_group(group, false).finished_count;
-      };
+      // Polled four times a second: read only what the group appended since the last poll.
+      auto progress = std::make_shared<ProgressCounter>(group.paths.host_dir / "progress.jsonl");
+      job.finished_tests = [progress]() -> std::optional<std::size_t> { return progress->count(); };
     }
     jobs.push_back(std::move(job));
     job_group.push_back(g);

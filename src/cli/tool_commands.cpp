@@ -87,7 +87,16 @@ int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::stri
     }
     if (!dry_run) std::filesystem::remove(run.owner_file);
   }
-  for (const environments::CleanedRun& run : environments::clean_native_leftovers()) {
+  // The native state files say what their runs left; cleaning them is all or nothing, so a dry run only
+  // names them.
+  if (dry_run) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(environments::default_state_dir() / "runs", ec)) {
+      say("would clean the native run recorded in " + entry.path().string() + " if its testfleet is gone");
+    }
+  }
+  for (const environments::CleanedRun& run :
+       dry_run ? std::vector<environments::CleanedRun>{} : environments::clean_native_leftovers()) {
     std::cout << fmt::format("run {} (native services, state {}):\n", run.run_id, run.state_file.string());
     for (const std::string& what : run.removed) say("removed " + what);
     for (const std::string& what : run.failed) {

@@ -215,6 +215,10 @@ class ComposeEnvironment : public Environment {
         problem = fmt::format("it {} with exit code {}", state.status, state.exit_code);
         fail_not_ready(service, state, id, problem);
       }
+      // Docker has given up on it: waiting longer cannot help (compose's own service_healthy fails here too).
+      if (state.status == "running" && state.health == "unhealthy") {
+        fail_not_ready(service, state, id, "its healthcheck failed: Docker reports it unhealthy");
+      }
       if (state.status == "running") {
         bool healthy = state.health.empty() || state.health == "healthy";
         if (!healthy) problem = "its healthcheck says " + state.health;

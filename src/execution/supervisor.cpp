@@ -21,18 +21,26 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string describe_end(const GroupOutcome& outcome) {
+std::string describe_status(const GroupJob& job, const util::ExitStatus& status) {
+  if (job.in_container && status.signal == 0 && status.code > 128 && status.code < 160) {
+    const char* name = sigabbrev_np(status.code - 128);
+    return fmt::format("exit {}: SIG{} in its container", status.code, name != nullptr ? name : "?");
+  }
+  return status.describe();
+}
+
+std::string describe_end(const GroupJob& job, const GroupOutcome& outcome) {
   if (outcome.start_error) return "could not start";
-  if (outcome.timed_out) return "timed out, " + outcome.status.describe();
-  if (outcome.stopped) return "stopped, " + outcome.status.describe();
-  return outcome.status.describe();
+  if (outcome.timed_out) return "timed out, " + describe_status(job, outcome.status);
+  if (outcome.stopped) return "stopped, " + describe_status(job, outcome.status);
+  return describe_status(job, outcome.status);
 }
 
 }  // namespace
 
 std::string failure_block(const GroupJob& job, const GroupOutcome& outcome, const ui::StatusPrinter& printer) {
   std::string text = fmt::format("{} group {} [{}]\n{}\n", printer.red("FAILED:"), job.index,
-                                 describe_end(outcome), util::shell_join(job.argv));
+                                 describe_end(job, outcome), util::shell_join(job.argv));
   if (outcome.start_error) return text + *outcome.start_error + "\n";
   std::string log;
   try {

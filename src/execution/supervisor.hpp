@@ -24,6 +24,8 @@ struct GroupJob {
   std::filesystem::path cwd;
   std::filesystem::path log_file;
   std::size_t planned_tests = 0;
+  // The command is a container client (`docker compose run`): exit 128+N means signal N inside it.
+  bool in_container = false;
   double estimate_seconds = 0;
   // Tests the group has finished so far, when its runner can tell while it runs.
   std::function<std::optional<std::size_t>()> finished_tests;

@@ -122,6 +122,7 @@ def test_killed_segfaulting_and_hung_groups(matrix):
     assert_nothing_left(outcome)
 
 
+@pytest.mark.xfail(strict=True, reason="known bug, open in issue 6: a server that dies mid-run is not named and the run exits 1, not 3 (needs Environment::problems())")
 def test_sidecar_never_ready_and_sidecar_dying_mid_run(matrix):
     outcome = matrix["servers"]
     # A server that failed is an infrastructure error, whatever the tests said (group 1's alone makes it 3
