@@ -417,6 +417,7 @@ int run_tests(const RunOptions& options) {
   std::optional<util::TempDir> support = place_support_dir(context, *backend);
   runner->install_support(context.support_dir);
   RunOwner owner(context.run_id, backend->name(), options.docker_hosts);
+  if (support) owner.add_dir(support->path());
   Cleanup cleanup(*backend, printer);
 
   // Prepared once for all groups (images built, a database template made) before anything runs in it.

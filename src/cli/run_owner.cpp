@@ -17,15 +17,27 @@ std::filesystem::path owners_dir() { return environments::default_state_dir() / 
 
 }  // namespace
 
-RunOwner::RunOwner(std::string run_id, std::string backend, std::vector<std::string> docker_hosts) {
+RunOwner::RunOwner(std::string run_id, std::string backend, std::vector<std::string> docker_hosts)
+    : run_id_(std::move(run_id)), backend_(std::move(backend)), docker_hosts_(std::move(docker_hosts)) {
   std::error_code ec;
   std::filesystem::create_directories(owners_dir(), ec);
-  path_ = owners_dir() / (run_id + ".json");
-  nlohmann::json record = {{"run_id", run_id},
+  path_ = owners_dir() / (run_id_ + ".json");
+  write();
+}
+
+void RunOwner::add_dir(const std::filesystem::path& dir) {
+  dirs_.push_back(dir.string());
+  write();
+}
+
+void RunOwner::write() {
+  if (path_.empty()) return;
+  nlohmann::json record = {{"run_id", run_id_},
                            {"owner_pid", ::getpid()},
                            {"owner_start", environments::process_start_time(::getpid()).value_or(0)},
-                           {"backend", backend},
-                           {"docker_hosts", docker_hosts}};
+                           {"backend", backend_},
+                           {"docker_hosts", docker_hosts_},
+                           {"dirs", dirs_}};
   try {
     util::write_file_atomic(path_, record.dump());
   } catch (const std::exception&) {
@@ -54,6 +66,7 @@ std::vector<AbandonedRun> abandoned_runs() {
     run.run_id = record.value("run_id", "");
     run.backend = record.value("backend", "");
     run.docker_hosts = record.value("docker_hosts", std::vector<std::string>{});
+    run.dirs = record.value("dirs", std::vector<std::string>{});
     run.owner_file = entry.path();
     if (!run.run_id.empty()) runs.push_back(std::move(run));
   }

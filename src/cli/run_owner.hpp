@@ -19,14 +19,24 @@ class RunOwner {
   RunOwner(const RunOwner&) = delete;
   RunOwner& operator=(const RunOwner&) = delete;
 
+  // A directory of the run's own that `clean` removes if the run is abandoned.
+  void add_dir(const std::filesystem::path& dir);
+
  private:
+  void write();
+
   std::filesystem::path path_;
+  std::string run_id_;
+  std::string backend_;
+  std::vector<std::string> docker_hosts_;
+  std::vector<std::string> dirs_;
 };
 
 struct AbandonedRun {
   std::string run_id;
   std::string backend;
   std::vector<std::string> docker_hosts;
+  std::vector<std::string> dirs;
   std::filesystem::path owner_file;
 };
 

@@ -67,6 +67,12 @@ int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::stri
   for (const AbandonedRun& run : abandoned_runs()) {
     std::cout << fmt::format("run {} ({} backend; its testfleet is gone):\n", run.run_id, run.backend);
     for (const std::string& what : kill_run_processes(run.run_id, dry_run)) say(what);
+    for (const std::string& dir : run.dirs) {
+      if (!std::filesystem::exists(dir)) continue;
+      std::error_code ec;
+      if (!dry_run) std::filesystem::remove_all(dir, ec);
+      say(fmt::format("{} {}", dry_run ? "would remove" : "removed", dir));
+    }
     if (run.backend == "compose") {
       if (dry_run) {
         say(fmt::format("would remove the compose projects testfleet-{}-*", run.run_id));
