@@ -168,7 +168,7 @@ def machine():
 
 
 def ms(seconds):
-    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.2f} s"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def table(measured):
@@ -196,11 +196,11 @@ def format_section(runs, load, when):
     out.append(f"- Machine: {machine()}, load average {load} at start (the wall time includes waiting for a "
                "core; CPU time is testfleet's own work).")
     for measured in runs:
-        out.append(f"- `{os.path.relpath(measured['binary'], REPO)}`: {measured['version']}, "
+        out.append(f"- {measured['label']}: {measured['version']}, "
                    f"{measured['linkage']}ally linked, {measured['size']:,} bytes stripped.")
     all_verdicts = []
     for measured in runs:
-        out += ["", f"### {os.path.relpath(measured['binary'], REPO)} ({measured['linkage']})", ""]
+        out += ["", f"### {measured['label']} ({measured['linkage']})", ""]
         lines, verdicts = table(measured)
         out += lines
         all_verdicts += verdicts
@@ -242,7 +242,9 @@ def default_binary():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", default=default_binary(), help="testfleet to measure (default: the static build)")
+    parser.add_argument("--label", help="what the binary is, in the section (default: its path)")
     parser.add_argument("--compare", action="append", default=[], help="another testfleet measured the same way")
+    parser.add_argument("--compare-label", action="append", default=[], help="what each --compare binary is")
     parser.add_argument("--quick", action="store_true", help="fewer runs, 5,000 tests only; BENCHMARKS.md untouched")
     parser.add_argument("--output", default=os.path.join(REPO, "BENCHMARKS.md"), help="file whose section is replaced")
     args = parser.parse_args(argv)
@@ -250,6 +252,7 @@ def main(argv=None):
         print("startup_benchmark: hyperfine is missing: apt-get install hyperfine", file=sys.stderr)
         return 2
     binaries = [os.path.abspath(args.binary)] + [os.path.abspath(b) for b in args.compare]
+    labels = [args.label] + args.compare_label + [None] * len(args.compare)
     for binary in binaries:
         if not os.access(binary, os.X_OK):
             print(f"startup_benchmark: {binary} is not an executable: build it (scripts/package)", file=sys.stderr)
@@ -260,9 +263,10 @@ def main(argv=None):
     runs = []
     try:
         with tempfile.TemporaryDirectory(prefix="testfleet-startup-") as workdir:
-            for binary in binaries:
+            for binary, label in zip(binaries, labels):
                 print(f"startup_benchmark: measuring {binary}", file=sys.stderr)
                 measured = measure(binary, sizes, args.quick, workdir)
+                measured["label"] = label or os.path.relpath(binary, REPO)
                 measured["version"] = check_runs(binary, ["--version"], workdir).stdout.strip()
                 measured["linkage"] = linkage(binary)
                 measured["size"] = stripped_size(binary)

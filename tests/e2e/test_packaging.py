@@ -114,8 +114,13 @@ def test_static_binary_is_static_small_and_versioned(static_binary):
     assert "no symbols" in run(["nm", static_binary], cwd=REPO).stderr, "the shipped binary is not stripped"
     assert len(data) < SIZE_LIMIT, f"{static_binary} is {len(data)} bytes, over the {SIZE_LIMIT} limit"
     version = check(run([static_binary, "--version"], cwd=REPO), "--version").stdout.strip()
-    revision = run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO).stdout.strip()
-    assert version == f"testfleet {project_version()} (revision {revision or 'unknown'})"
+    match = re.fullmatch(rf"testfleet {re.escape(project_version())} \(revision ([0-9a-f]{{12}}|unknown)\)", version)
+    assert match, version
+    # The revision is the commit the build was configured at: one of this repository's (when it is one).
+    if (REPO / ".git").exists():
+        assert match.group(1) != "unknown", version
+        known = run(["git", "cat-file", "-e", f"{match.group(1)}^{{commit}}"], cwd=REPO)
+        assert known.returncode == 0, f"{version}: not a commit of {REPO}"
 
 
 def test_static_binary_runs_where_there_is_no_libc(busybox_image):
