@@ -58,7 +58,8 @@ class Tmux:
 
     def exit_status(self):
         fields = self.tmux("display-message", "-p", "-t", "run", "#{pane_dead} #{pane_dead_status}").split()
-        return int(fields[1]) if fields[0] == "1" else None
+        # A pane that has just died may not report its status yet: ask again on the next poll.
+        return int(fields[1]) if len(fields) > 1 and fields[0] == "1" else None
 
     def kill(self):
         subprocess.run(self.base + ["kill-server"], capture_output=True, timeout=30)
