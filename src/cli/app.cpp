@@ -120,6 +120,8 @@ int main(int argc, char** argv) {
   util::SignalWatcher::start();
   CLI::App app{"testfleet: split a slow test suite into groups balanced by past durations, run every group in\n"
                "its own isolated environment, supervise them, and merge their reports into one.\n"};
+  // Parsed from a vector below, so CLI11 never learns argv[0]: the usage lines need the name.
+  app.name("testfleet");
   app.set_version_flag("--version", fmt::format("testfleet {} (revision {})", TESTFLEET_VERSION, TESTFLEET_REVISION));
   app.require_subcommand(1);
   app.footer(std::string("\n") + kExitCodes +
