@@ -184,15 +184,16 @@ int print_help(const CLI::App& app, const HelpRequest& request, std::ostream& ou
     return 0;
   }
   // The formatter directly, not App::help(): that would explain the subcommand being parsed, `help` itself.
+  // The names are the ones CLI11 gives `--help`, so that `help run` prints exactly what `run --help` does.
   if (request.topic.empty()) {
-    out << app.get_formatter()->make_help(&app, kProgram, CLI::AppFormatMode::Normal);
+    out << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
     return 0;
   }
   std::vector<std::string> topics;
   for (const CLI::App* sub : visible_subcommands(app)) {
     if (sub->get_name() == request.topic) {
-      out << sub->get_formatter()->make_help(sub, fmt::format("{} {}", kProgram, sub->get_name()),
-                                             CLI::AppFormatMode::Normal);
+      std::string name = app.get_name().empty() ? sub->get_name() : app.get_name() + " " + sub->get_name();
+      out << sub->get_formatter()->make_help(sub, name, CLI::AppFormatMode::Normal);
       return 0;
     }
     topics.push_back(sub->get_name());

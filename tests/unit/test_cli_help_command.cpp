@@ -23,6 +23,7 @@ struct Program {
   CLI::App* help = nullptr;
 
   Program() {
+    app.name("testfleet");
     app.set_version_flag("--version", "testfleet 9.8.7 (revision abc)");
     // As testfleet's: exactly one command, so that in `help run` the word run is help's topic.
     app.require_subcommand(1);
@@ -110,6 +111,19 @@ TEST(HelpCommand, HelpOfACommandIsItsOwnHelp) {
   EXPECT_THAT(out.str(), HasSubstr("Usage: testfleet run [OPTIONS] [command...]"));
   EXPECT_THAT(out.str(), HasSubstr("Number of groups (default: one per core)"));
   EXPECT_THAT(out.str(), Not(HasSubstr("Merge report files")));
+}
+
+TEST(HelpCommand, HelpOfACommandIsWhatItsHelpFlagPrintsEvenInAnUnnamedProgram) {
+  for (const char* name : {"testfleet", ""}) {
+    Program p;
+    p.app.name(name);
+    p.request.topic = "run";
+    std::ostringstream out;
+    print_help(p.app, p.request, out);
+    // What CLI11 prints for `run --help`: the help of the program with run selected.
+    p.app.parse(std::vector<std::string>{"run"});
+    EXPECT_EQ(out.str(), p.app.help()) << "program name '" << name << "'";
+  }
 }
 
 TEST(HelpCommand, AnUnknownTopicNamesTheCommandsThereAre) {
