@@ -55,20 +55,24 @@ std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const Ru
     throw UsageError("no test command: give it after --, e.g. testfleet run -n 4 -- pytest tests/");
   }
   std::string kind = options.runner;
-  if (kind == "auto") kind = !options.list_command.empty() ? "generic" : runners::is_pytest_command(options.command) ? "pytest" : "";
+  if (kind == "auto")
+    kind = !options.list_command.empty()                 ? "generic"
+           : runners::is_pytest_command(options.command) ? "pytest"
+                                                         : "";
   if (kind == "pytest") return std::make_unique<runners::PytestRunner>(options.command, context.cwd);
   if (kind == "generic") {
     if (options.list_command.empty()) {
       throw UsageError("the generic runner needs --list-command, a command that prints one test ID per line");
     }
-    return std::make_unique<runners::GenericRunner>(util::split_command_line(options.list_command), options.command,
-                                                    std::nullopt);
+    return std::make_unique<runners::GenericRunner>(util::split_command_line(options.list_command),
+                                                    options.command, std::nullopt);
   }
   if (kind.empty()) {
-    throw UsageError(fmt::format("'{}' is not pytest: for any other runner give --list-command (a command that "
-                                 "lists one test ID per line) and placeholders in the test command "
-                                 "({{tests}} or {{tests_file}}, and {{junit}})",
-                                 util::shell_join(options.command)));
+    throw UsageError(
+        fmt::format("'{}' is not pytest: for any other runner give --list-command (a command that "
+                    "lists one test ID per line) and placeholders in the test command "
+                    "({{tests}} or {{tests_file}}, and {{junit}})",
+                    util::shell_join(options.command)));
   }
   throw UsageError(fmt::format("unknown runner '{}' (expected auto, pytest or generic)", kind));
 }
@@ -76,7 +80,8 @@ std::unique_ptr<runners::Runner> make_runner(const RunOptions& options, const Ru
 util::EnvVars with_variables(util::EnvVars host, const util::EnvVars& variables) {
   for (const auto& [key, value] : variables) {
     auto existing = host.find(key);
-    bool extend = existing != host.end() && !existing->second.empty() && (key == "PYTHONPATH" || key == "PYTEST_PLUGINS");
+    bool extend = existing != host.end() && !existing->second.empty() &&
+                  (key == "PYTHONPATH" || key == "PYTEST_PLUGINS");
     host[key] = extend ? value + (key == "PYTHONPATH" ? ":" : ",") + existing->second : value;
   }
   return host;
@@ -120,7 +125,7 @@ std::vector<std::string> discover(const runners::Runner& runner, environments::B
   return ids;
 }
 
-std::vector<planning::Test> with_durations(const std::vector<std::string>& ids, const RunOptions& options,
+std::vector<planning::Test> with_durations(std::vector<std::string> ids, const RunOptions& options,
                                            const runners::Runner& runner) {
   reports::DurationStore store;
   std::vector<std::filesystem::path> files = options.durations;
@@ -132,10 +137,15 @@ std::vector<planning::Test> with_durations(const std::vector<std::string>& ids, 
   tests.reserve(ids.size());
   double known_sum = 0;
   std::size_t known = 0;
-  for (const std::string& id : ids) {
-    reports::JUnitKey key = runner.junit_key(id);
-    std::optional<double> seconds = store.lookup(id, &key);
-    tests.push_back({id, seconds.value_or(0), !seconds.has_value()});
+  // Without a durations source every test is estimated: no key to build, nothing to look up.
+  bool any_source = !files.empty() || !options.durations_junit.empty();
+  for (std::string& id : ids) {
+    std::optional<double> seconds;
+    if (any_source) {
+      reports::JUnitKey key = runner.junit_key(id);
+      seconds = store.lookup(id, &key);
+    }
+    tests.push_back({std::move(id), seconds.value_or(0), !seconds.has_value()});
     if (seconds) {
       known_sum += *seconds;
       ++known;
@@ -185,25 +195,41 @@ std::string format_plan(const planning::Plan& plan, const std::string& format) {
     return document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   if (format != "text") throw UsageError(fmt::format("unknown format '{}' (expected text or json)", format));
-  std::string out = fmt::format("{} tests in {} groups ({}), {} of tests in all; makespan ~{} (lower bound {})\n",
-                                plan.tests.size(), plan.groups.size(), planning::to_string(plan.algorithm),
-                                util::format_duration(plan.total_seconds()),
-                                util::format_duration(plan.makespan_seconds()),
-                                util::format_duration(plan.lower_bound_seconds()));
+  std::string out = fmt::format(
+      "{} tests in {} groups ({}), {} of tests in all; makespan ~{} (lower bound {})\n", plan.tests.size(),
+      plan.groups.size(), planning::to_string(plan.algorithm), util::format_duration(plan.total_seconds()),
+      util::format_duration(plan.makespan_seconds()), util::format_duration(plan.lower_bound_seconds()));
   if (static_cast<std::size_t>(plan.requested_groups) > plan.groups.size()) {
     out += fmt::format("only {} tests for {} groups: running {} groups, none empty\n", plan.tests.size(),
                        plan.requested_groups, plan.groups.size());
   }
   std::size_t estimated = plan.estimated_count();
   if (estimated > 0) {
-    out += fmt::format("{} of {} tests have no recorded duration: their times are estimates (marked *)\n", estimated,
-                       plan.tests.size());
+    out += fmt::format("{} of {} tests have no recorded duration: their times are estimates (marked *)\n",
+                       estimated, plan.tests.size());
   }
+  // A million tests print a million lines: appended in place into one buffer sized up front, and a
+  // duration formatted again only when it differs from the line before (estimates are all equal).
+  std::size_t size = out.size() + plan.groups.size() * 48;
+  for (const planning::Test& test : plan.tests) size += test.id.size() + 14;
+  out.reserve(size);
+  double shown_seconds = -1;
+  std::string shown;
   for (const planning::Group& g : plan.groups) {
-    out += fmt::format("group {}: {} tests, ~{}\n", g.index, g.tests.size(), util::format_duration(g.seconds));
+    out +=
+        fmt::format("group {}: {} tests, ~{}\n", g.index, g.tests.size(), util::format_duration(g.seconds));
     for (std::size_t t : g.tests) {
       const planning::Test& test = plan.tests[t];
-      out += fmt::format("  {:>8} {}{}\n", util::format_duration(test.seconds), test.id, test.estimated ? " *" : "");
+      if (test.seconds != shown_seconds) {
+        shown_seconds = test.seconds;
+        shown = fmt::format("{:>8}", util::format_duration(test.seconds));
+      }
+      out += "  ";
+      out += shown;
+      out += ' ';
+      out += test.id;
+      if (test.estimated) out += " *";
+      out += '\n';
     }
   }
   return out;
@@ -216,7 +242,8 @@ namespace testfleet::cli {
 std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, const RunContext& context) {
   if (!options.compose_files.empty()) {
     if (!options.services.empty()) {
-      throw UsageError("--with and --compose do not go together: the compose file's services are the environment");
+      throw UsageError(
+          "--with and --compose do not go together: the compose file's services are the environment");
     }
     if (options.compose_service.empty()) {
       throw UsageError("--compose needs --service, the compose service the tests run in");
@@ -228,7 +255,8 @@ std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, c
     compose.waits = options.waits;
     compose.no_build = options.no_build;
     compose.docker_hosts = options.docker_hosts;
-    if (!options.compose_command.empty()) compose.compose_command = util::split_command_line(options.compose_command);
+    if (!options.compose_command.empty())
+      compose.compose_command = util::split_command_line(options.compose_command);
     return environments::make_compose_backend(std::move(compose));
   }
   if (!options.compose_service.empty() || !options.sidecars.empty() || !options.waits.empty() ||
@@ -246,9 +274,10 @@ std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, c
     } else if (std::optional<environments::ServiceSpec> builtin = environments::builtin_service(name)) {
       native.services.push_back(*builtin);
     } else {
-      throw UsageError(fmt::format("unknown service '{}': the built-ins are postgres and redis; others are "
-                                   "defined in a [services.{}] table of testfleet.toml",
-                                   name, name));
+      throw UsageError(
+          fmt::format("unknown service '{}': the built-ins are postgres and redis; others are "
+                      "defined in a [services.{}] table of testfleet.toml",
+                      name, name));
     }
   }
   return environments::make_native_backend(std::move(native));

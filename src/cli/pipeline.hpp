@@ -44,7 +44,7 @@ std::vector<std::string> discover(const runners::Runner& runner, environments::B
                                   const RunContext& context, ui::StatusPrinter& printer);
 
 // Durations for every test, known or estimated (the mean of the known ones, else 1 s).
-std::vector<planning::Test> with_durations(const std::vector<std::string>& ids, const RunOptions& options,
+std::vector<planning::Test> with_durations(std::vector<std::string> ids, const RunOptions& options,
                                            const runners::Runner& runner);
 
 // The tests this machine runs: all of them, or its shard's (said on `printer`).

@@ -35,7 +35,8 @@ ui::StatusPrinter::Mode progress_mode(const RunOptions& options) {
   if (options.progress == "smart") return ui::StatusPrinter::Mode::kSmart;
   if (options.progress == "plain") return ui::StatusPrinter::Mode::kPlain;
   if (options.progress != "auto") {
-    throw UsageError(fmt::format("unknown progress mode '{}' (expected auto, smart or plain)", options.progress));
+    throw UsageError(
+        fmt::format("unknown progress mode '{}' (expected auto, smart or plain)", options.progress));
   }
   const char* ci = std::getenv("CI");
   if (ci != nullptr && *ci != '\0' && std::string_view(ci) != "false") return ui::StatusPrinter::Mode::kPlain;
@@ -73,7 +74,8 @@ ExitCode exit_code_for_signal(int sig) {
 // Everything the run must undo whatever happens: environments torn down, shared resources removed.
 class Cleanup {
  public:
-  Cleanup(environments::Backend& backend, ui::StatusPrinter& printer) : backend_(backend), printer_(printer) {}
+  Cleanup(environments::Backend& backend, ui::StatusPrinter& printer)
+      : backend_(backend), printer_(printer) {}
   ~Cleanup() { release(); }
   Cleanup(const Cleanup&) = delete;
   Cleanup& operator=(const Cleanup&) = delete;
@@ -138,7 +140,8 @@ std::string missing_cause(const runners::GroupRequest& group, const runners::Gro
   std::string who = fmt::format("group {}", group.index);
   if (provision_error) return fmt::format("not run: {}'s environment failed: {}", who, *provision_error);
   if (outcome == nullptr) {
-    return stop_signal != 0 ? fmt::format("not run: the run was interrupted ({}) before {} started", signal_name(stop_signal), who)
+    return stop_signal != 0 ? fmt::format("not run: the run was interrupted ({}) before {} started",
+                                          signal_name(stop_signal), who)
                             : fmt::format("not run: {} never started", who);
   }
   if (outcome->start_error) return fmt::format("not run: {} could not start: {}", who, *outcome->start_error);
@@ -158,8 +161,10 @@ std::string missing_cause(const runners::GroupRequest& group, const runners::Gro
                        was_running ? "while this test was running" : "before this test ran");
   }
   if (outcome->status.signal != 0) {
-    return was_running ? fmt::format("{} crashed ({}) while running this test", who, outcome->status.describe())
-                       : fmt::format("not run: {} ended ({}) before reaching this test", who, outcome->status.describe());
+    return was_running
+               ? fmt::format("{} crashed ({}) while running this test", who, outcome->status.describe())
+               : fmt::format("not run: {} ended ({}) before reaching this test", who,
+                             outcome->status.describe());
   }
   // Inside a container a signal comes back as the exit code 128+N of `docker compose run`.
   if (in_container && outcome->status.code > 128 && outcome->status.code < 160) {
@@ -168,7 +173,8 @@ std::string missing_cause(const runners::GroupRequest& group, const runners::Gro
     return was_running ? fmt::format("{} crashed ({}) while running this test", who, what)
                        : fmt::format("not run: {} ended ({}) before reaching this test", who, what);
   }
-  return fmt::format("not reported: {} ended ({}) without reporting this test", who, outcome->status.describe());
+  return fmt::format("not reported: {} ended ({}) without reporting this test", who,
+                     outcome->status.describe());
 }
 
 struct MergeSummary {
@@ -184,8 +190,9 @@ struct MergeSummary {
 MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& plan,
                           const std::vector<runners::GroupRequest>& groups,
                           const std::vector<std::optional<std::string>>& provision_errors,
-                          const std::vector<std::optional<execution::GroupOutcome>>& outcomes, int stop_signal,
-                          bool in_container, const RunContext& context, double wall_seconds) {
+                          const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
+                          int stop_signal, bool in_container, const RunContext& context,
+                          double wall_seconds) {
   reports::JUnitMerger merger;
   MergeSummary summary;
   for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -208,7 +215,8 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
       record.classname = key.classname;
       record.name = key.name;
       record.outcome = reports::Outcome::kError;
-      record.message = missing_cause(group, report, id, provision_errors[g], outcome, stop_signal, in_container);
+      record.message =
+          missing_cause(group, report, id, provision_errors[g], outcome, stop_signal, in_container);
       record.text = fmt::format("{}\ntest: {}\ngroup log: {}", record.message, id,
                                 (group.paths.host_dir / "output.log").string());
       merger.add_testcase(runner.junit_suite_name(), record);
@@ -247,8 +255,8 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
                       const std::vector<execution::ProvisionResult>& provisioning,
                       const std::vector<std::optional<std::string>>& provision_errors,
                       const std::vector<std::vector<std::string>>& commands, const PhaseTimes& times,
-                      const MergeSummary& summary, const std::optional<ShardSpec>& shard, std::size_t collected,
-                      double wall_seconds, int exit_code) {
+                      const MergeSummary& summary, const std::optional<ShardSpec>& shard,
+                      std::size_t collected, double wall_seconds, int exit_code) {
   nlohmann::json record;
   record["collected_tests"] = collected;
   record["planned_tests"] = plan.tests.size();
@@ -300,8 +308,8 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
 void publish_to_ci(const RunOptions& options, const RunContext& context, const runners::Runner& runner,
                    const planning::Plan& plan, const std::vector<runners::GroupRequest>& groups,
                    const std::vector<std::optional<std::string>>& provision_errors,
-                   const std::vector<std::optional<execution::GroupOutcome>>& outcomes, const MergeSummary& merged,
-                   double wall, ui::StatusPrinter& printer) {
+                   const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
+                   const MergeSummary& merged, double wall, ui::StatusPrinter& printer) {
   util::EnvVars env = util::current_environment();
   ci::Provider provider = ci::detect(options.ci, env);
   if (provider == ci::Provider::kNone) return;
@@ -346,9 +354,9 @@ void publish_to_ci(const RunOptions& options, const RunContext& context, const r
     } catch (const std::exception& e) {
       log = e.what();
     }
-    printer.block(ci::fold(provider, fmt::format("testfleet_group_{}", group.index),
-                           fmt::format("testfleet group {}: {} tests, {}", group.index, group.tests, group.status), log,
-                           now));
+    printer.block(ci::fold(
+        provider, fmt::format("testfleet_group_{}", group.index),
+        fmt::format("testfleet group {}: {} tests, {}", group.index, group.tests, group.status), log, now));
     summary.groups.push_back(std::move(group));
   }
   if (provider != ci::Provider::kGitHub) return;
@@ -366,19 +374,25 @@ void publish_to_ci(const RunOptions& options, const RunContext& context, const r
   }
 }
 
-void publish_run_files(const RunContext& context, const MergeSummary& summary, const std::optional<ShardSpec>& shard,
-                       ui::StatusPrinter& printer) {
+void publish_run_files(const RunContext& context, const MergeSummary& summary,
+                       const std::optional<ShardSpec>& shard, ui::StatusPrinter& printer) {
   std::filesystem::path junit = context.reports_dir / "junit.xml";
   std::error_code ec;
-  if (summary.output != junit) std::filesystem::copy_file(summary.output, junit, std::filesystem::copy_options::overwrite_existing, ec);
-  if (ec) printer.line(fmt::format("warning: cannot copy {} to {}: {}", summary.output.string(), junit.string(), ec.message()));
+  if (summary.output != junit)
+    std::filesystem::copy_file(summary.output, junit, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec)
+    printer.line(fmt::format("warning: cannot copy {} to {}: {}", summary.output.string(), junit.string(),
+                             ec.message()));
   nlohmann::json durations = nlohmann::json::object();
   for (const auto& [id, seconds] : summary.durations) durations[id] = seconds;
   util::write_file_atomic(context.reports_dir / "durations.json",
                           durations.dump(4, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (shard && shard->bazel_xml_output) {
-    std::filesystem::copy_file(summary.output, *shard->bazel_xml_output, std::filesystem::copy_options::overwrite_existing, ec);
-    if (ec) printer.line(fmt::format("warning: cannot write Bazel's XML_OUTPUT_FILE {}: {}", shard->bazel_xml_output->string(), ec.message()));
+    std::filesystem::copy_file(summary.output, *shard->bazel_xml_output,
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec)
+      printer.line(fmt::format("warning: cannot write Bazel's XML_OUTPUT_FILE {}: {}",
+                               shard->bazel_xml_output->string(), ec.message()));
   }
   if (shard && shard->bazel_status_file) util::write_file_atomic(*shard->bazel_status_file, "");
 }
@@ -394,7 +408,8 @@ void print_dry_run(const runners::Runner& runner, const planning::Plan& plan,
     std::cout << "  cd " << util::shell_quote(context.cwd.string()) << "\n";
     std::cout << fmt::format("  env TESTFLEET_GROUP={} TESTFLEET_GROUPS={} TESTFLEET_RUN_ID={}", group.index,
                              group.count, context.run_id);
-    for (const auto& [key, value] : command.variables) std::cout << " " << key << "=" << util::shell_quote(value);
+    for (const auto& [key, value] : command.variables)
+      std::cout << " " << key << "=" << util::shell_quote(value);
     std::cout << "\n  " << util::shell_join(command.argv) << "\n";
     std::cout << fmt::format("  output: {}\n", (group.paths.host_dir / "output.log").string());
   }
@@ -430,7 +445,9 @@ int run_tests(const RunOptions& options) {
 
   // Plan: groups balanced by past durations, the same on every machine.
   std::optional<ShardSpec> shard;
-  std::vector<planning::Test> tests = select_shard(with_durations(ids, options, *runner), options, printer, &shard);
+  const std::size_t collected = ids.size();  // ids is moved into the plan below
+  std::vector<planning::Test> tests =
+      select_shard(with_durations(std::move(ids), options, *runner), options, printer, &shard);
   planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
   std::vector<runners::GroupRequest> groups;
   for (const planning::Group& g : plan.groups) {
@@ -452,17 +469,18 @@ int run_tests(const RunOptions& options) {
   }
   if (plan.groups.empty()) printer.line("no tests were collected: nothing to run");
   bool no_durations = !plan.tests.empty() && plan.estimated_count() == plan.tests.size();
-  printer.line(no_durations
-                   ? fmt::format("testfleet run {}: {} tests in {} groups, balanced by count (no durations known yet: "
-                                 "--store-durations records them)",
-                                 context.run_id, plan.tests.size(), plan.groups.size())
-                   : fmt::format("testfleet run {}: {} tests in {} groups, ~{} each at most (lower bound {}{})",
-                                 context.run_id, plan.tests.size(), plan.groups.size(),
-                                 util::format_duration(plan.makespan_seconds()),
-                                 util::format_duration(plan.lower_bound_seconds()),
-                                 plan.estimated_count() > 0
-                                     ? fmt::format("; {} tests estimated", plan.estimated_count())
-                                     : ""));
+  printer.line(
+      no_durations
+          ? fmt::format("testfleet run {}: {} tests in {} groups, balanced by count (no durations known yet: "
+                        "--store-durations records them)",
+                        context.run_id, plan.tests.size(), plan.groups.size())
+          : fmt::format("testfleet run {}: {} tests in {} groups, ~{} each at most (lower bound {}{})",
+                        context.run_id, plan.tests.size(), plan.groups.size(),
+                        util::format_duration(plan.makespan_seconds()),
+                        util::format_duration(plan.lower_bound_seconds()),
+                        plan.estimated_count() > 0
+                            ? fmt::format("; {} tests estimated", plan.estimated_count())
+                            : ""));
   if (static_cast<std::size_t>(plan.requested_groups) > plan.groups.size() && !plan.groups.empty()) {
     printer.line(fmt::format("only {} tests for {} groups: running {} groups", plan.tests.size(),
                              plan.requested_groups, plan.groups.size()));
@@ -475,7 +493,8 @@ int run_tests(const RunOptions& options) {
   if (!groups.empty() && !signals.stop_requested()) {
     for (runners::GroupRequest& group : groups) {
       std::filesystem::create_directories(group.paths.host_dir);
-      environments::GroupSlot slot{group.index, group.count, context.run_id, context.reports_dir, group.paths.host_dir};
+      environments::GroupSlot slot{group.index, group.count, context.run_id, context.reports_dir,
+                                   group.paths.host_dir};
       cleanup.environments.push_back(backend->create(slot));
       group.paths.inside_dir = cleanup.environments.back()->path_inside(group.paths.host_dir);
       group.paths.support_inside_dir = cleanup.environments.back()->path_inside(context.support_dir);
@@ -484,8 +503,8 @@ int run_tests(const RunOptions& options) {
     provisioning = execution::provision_all(cleanup.environments, signals.stop_requested(), printer);
     for (std::size_t g = 0; g < groups.size(); ++g) {
       if (provisioning[g].error) {
-        provision_errors[g] = signals.stop_requested() ? std::string("interrupted while provisioning")
-                                                       : *provisioning[g].error;
+        provision_errors[g] =
+            signals.stop_requested() ? std::string("interrupted while provisioning") : *provisioning[g].error;
         printer.block(fmt::format("{} group {}: its environment could not be provisioned:\n{}",
                                   printer.red("FAILED:"), groups[g].index, *provisioning[g].error));
       }
@@ -530,8 +549,10 @@ int run_tests(const RunOptions& options) {
     job_group.push_back(g);
   }
   execution::SupervisorOptions supervisor_options;
-  if (options.timeout) supervisor_options.timeout = std::chrono::milliseconds(static_cast<long long>(*options.timeout * 1000));
-  supervisor_options.kill_grace = std::chrono::milliseconds(static_cast<long long>(options.kill_grace * 1000));
+  if (options.timeout)
+    supervisor_options.timeout = std::chrono::milliseconds(static_cast<long long>(*options.timeout * 1000));
+  supervisor_options.kill_grace =
+      std::chrono::milliseconds(static_cast<long long>(options.kill_grace * 1000));
   execution::Supervisor supervisor(printer, supervisor_options);
   std::vector<std::vector<std::string>> commands(groups.size());
   for (std::size_t j = 0; j < jobs.size(); ++j) commands[job_group[j]] = jobs[j].argv;
@@ -550,9 +571,8 @@ int run_tests(const RunOptions& options) {
   // Merge: one JUnit with every planned test, run or an error naming why it has no result.
   int stop_signal = signals.received();
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  MergeSummary summary =
-      merge_groups(*runner, plan, groups, provision_errors, outcomes, stop_signal, backend->name() == "compose", context,
-                   wall);
+  MergeSummary summary = merge_groups(*runner, plan, groups, provision_errors, outcomes, stop_signal,
+                                      backend->name() == "compose", context, wall);
 
   // The reports directory is the run's artifact for a fan-in merge of shards: it holds the merged JUnit and
   // this run's durations whatever else the user asked for.
@@ -571,8 +591,8 @@ int run_tests(const RunOptions& options) {
   }
   if (options.store_durations) {
     std::filesystem::path path = !options.store_durations_path.empty() ? options.store_durations_path
-                                 : !options.durations.empty()         ? options.durations.front()
-                                                                      : std::filesystem::path(".test_durations");
+                                 : !options.durations.empty()          ? options.durations.front()
+                                                              : std::filesystem::path(".test_durations");
     reports::DurationStore store;
     if (std::filesystem::exists(path)) store.load_test_durations(path);
     for (const auto& [id, seconds] : summary.durations) store.set(id, seconds);
@@ -587,16 +607,18 @@ int run_tests(const RunOptions& options) {
     if (outcomes[g] && !outcomes[g]->status.success()) group_failed = true;
   }
   if (stop_signal != 0) {
-    printer.line(fmt::format("testfleet: interrupted by {}: the partial results are merged, every test without a "
-                             "result is an error saying so",
-                             signal_name(stop_signal)));
+    printer.line(
+        fmt::format("testfleet: interrupted by {}: the partial results are merged, every test without a "
+                    "result is an error saying so",
+                    signal_name(stop_signal)));
   }
   const reports::Totals& t = summary.totals;
   std::size_t passed = t.tests - t.failures - t.errors - t.skipped;
-  printer.line(fmt::format("{} {} tests: {} passed, {} failed, {} errors, {} skipped in {} ({} groups); {} not "
-                           "reported; merged JUnit: {}",
-                           printer.bold("testfleet:"), t.tests, passed, t.failures, t.errors, t.skipped,
-                           util::format_duration(wall), groups.size(), summary.synthesized, summary.output.string()));
+  printer.line(
+      fmt::format("{} {} tests: {} passed, {} failed, {} errors, {} skipped in {} ({} groups); {} not "
+                  "reported; merged JUnit: {}",
+                  printer.bold("testfleet:"), t.tests, passed, t.failures, t.errors, t.skipped,
+                  util::format_duration(wall), groups.size(), summary.synthesized, summary.output.string()));
 
   ExitCode code = ExitCode::kSuccess;
   if (stop_signal != 0) {
@@ -606,8 +628,8 @@ int run_tests(const RunOptions& options) {
   } else if (t.failures + t.errors > 0 || group_failed || !summary.problems.empty()) {
     code = ExitCode::kTestsFailed;
   }
-  write_run_record(context, plan, groups, outcomes, provisioning, provision_errors, commands, times, summary, shard,
-                   ids.size(), wall, static_cast<int>(code));
+  write_run_record(context, plan, groups, outcomes, provisioning, provision_errors, commands, times, summary,
+                   shard, collected, wall, static_cast<int>(code));
   publish_html_report(context.reports_dir, printer);
   return static_cast<int>(code);
 }
@@ -626,7 +648,8 @@ int print_plan(const RunOptions& options) {
   backend->prepare(util::SignalWatcher::instance().stop_requested());
   std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
   std::optional<ShardSpec> shard;
-  std::vector<planning::Test> tests = select_shard(with_durations(ids, options, *runner), options, quiet, &shard);
+  std::vector<planning::Test> tests =
+      select_shard(with_durations(std::move(ids), options, *runner), options, quiet, &shard);
   planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
   std::cout << format_plan(plan, options.format);
   return 0;
@@ -644,7 +667,8 @@ int print_matrix(const RunOptions& options, int shards) {
   backend->prepare(util::SignalWatcher::instance().stop_requested());
   std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
   // The same split `--shard K/N` makes on each machine.
-  planning::Plan plan = planning::make_plan(with_durations(ids, options, *runner), shards, planning::Algorithm::kLpt);
+  planning::Plan plan = planning::make_plan(with_durations(std::move(ids), options, *runner), shards,
+                                            planning::Algorithm::kLpt);
   nlohmann::json include = nlohmann::json::array();
   for (const planning::Group& g : plan.groups) {
     include.push_back({{"shard", fmt::format("{}/{}", g.index, shards)},
@@ -654,8 +678,8 @@ int print_matrix(const RunOptions& options, int shards) {
                        {"estimated_seconds", std::round(g.seconds * 10) / 10}});
   }
   if (plan.groups.size() < static_cast<std::size_t>(shards)) {
-    quiet.line(fmt::format("only {} tests for {} shards: the matrix has {} entries", plan.tests.size(), shards,
-                           plan.groups.size()));
+    quiet.line(fmt::format("only {} tests for {} shards: the matrix has {} entries", plan.tests.size(),
+                           shards, plan.groups.size()));
   }
   std::cout << nlohmann::json{{"include", include}}.dump() << "\n";
   return 0;

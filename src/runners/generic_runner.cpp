@@ -26,7 +26,9 @@ bool mentions(const std::vector<std::string>& argv, std::string_view placeholder
 
 GenericRunner::GenericRunner(std::vector<std::string> list_argv, std::vector<std::string> test_argv,
                              std::optional<std::filesystem::path> merged_junit)
-    : list_argv_(std::move(list_argv)), test_argv_(std::move(test_argv)), merged_junit_(std::move(merged_junit)) {
+    : list_argv_(std::move(list_argv)),
+      test_argv_(std::move(test_argv)),
+      merged_junit_(std::move(merged_junit)) {
   if (list_argv_.empty()) throw UsageError("the list command is empty");
   if (test_argv_.empty()) throw UsageError("the test command is empty");
   if (!mentions(test_argv_, "{junit}")) {
@@ -36,13 +38,15 @@ GenericRunner::GenericRunner(std::vector<std::string> list_argv, std::vector<std
         util::shell_join(test_argv_)));
   }
   if (!mentions(test_argv_, "{tests}") && !mentions(test_argv_, "{tests_file}")) {
-    throw UsageError(fmt::format("the test command '{}' has neither {{tests}} nor {{tests_file}}: how would a "
-                                 "group know its tests?",
-                                 util::shell_join(test_argv_)));
+    throw UsageError(
+        fmt::format("the test command '{}' has neither {{tests}} nor {{tests_file}}: how would a "
+                    "group know its tests?",
+                    util::shell_join(test_argv_)));
   }
   for (const std::string& word : test_argv_) {
     if (word != "{tests}" && word.find("{tests}") != std::string::npos) {
-      throw UsageError(fmt::format("{{tests}} must stand alone as a word of the test command, not inside '{}'", word));
+      throw UsageError(
+          fmt::format("{{tests}} must stand alone as a word of the test command, not inside '{}'", word));
     }
   }
 }
@@ -61,8 +65,8 @@ std::vector<std::string> GenericRunner::read_collection(const util::CommandResul
                             result.status.describe(), util::tail_lines(result.output, 60)));
   }
   std::vector<std::string> ids;
-  for (const std::string& line : util::split_lines(result.output)) {
-    if (!util::trim(line).empty()) ids.push_back(line);
+  for (std::string& line : util::split_lines(result.output)) {
+    if (!util::trim(line).empty()) ids.push_back(std::move(line));
   }
   return ids;
 }
@@ -101,9 +105,10 @@ Command GenericRunner::group_command(const GroupRequest& group) const {
     }
   }
   if (bytes > kMaxArgvBytes) {
-    throw UsageError(fmt::format("group {}'s {} test IDs take {} KiB of argv, more than a process can take: use "
-                                 "{{tests_file}} instead of {{tests}}",
-                                 group.index, group.test_ids.size(), bytes / 1024));
+    throw UsageError(
+        fmt::format("group {}'s {} test IDs take {} KiB of argv, more than a process can take: use "
+                    "{{tests_file}} instead of {{tests}}",
+                    group.index, group.test_ids.size(), bytes / 1024));
   }
   return command;
 }

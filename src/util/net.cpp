@@ -324,6 +324,7 @@ Resolution resolve_with_dns(const std::string& name, const ResolverConfig& confi
   return result;
 }
 
+#ifndef TESTFLEET_STATIC
 Resolution resolve_with_getaddrinfo(const std::string& name) {
   Resolution result;
   struct addrinfo hints {};
@@ -350,6 +351,7 @@ Resolution resolve_with_getaddrinfo(const std::string& name) {
   ::freeaddrinfo(list);
   return result;
 }
+#endif
 
 }  // namespace
 
@@ -542,10 +544,14 @@ Resolution resolve_host(std::string_view host_text, const ResolverConfig& config
   }
   Resolution dns = resolve_with_dns(host, config);
   if (!dns.addresses.empty()) return dns;
+#ifndef TESTFLEET_STATIC
+  // The static build (cmake/static.cmake) never asks NSS: its glibc would dlopen the modules of another
+  // glibc, or find none in a minimal container.
   if (config.use_getaddrinfo) {
     Resolution nss = resolve_with_getaddrinfo(bare);
     if (!nss.addresses.empty()) return nss;
   }
+#endif
   result.error = dns.error;
   return result;
 }
