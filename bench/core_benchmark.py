@@ -39,9 +39,9 @@ import sys
 import tempfile
 import time
 
+from benchmarks_md import replace_section
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-START_MARKER = "<!-- core-benchmark:start -->"
-END_MARKER = "<!-- core-benchmark:end -->"
 SEED = 20240607
 TESTS_PER_MODULE = 20
 SIGMA = 1.0  # spread of the log-normal: the longest of 400 tests comes out near 8 x the mean
@@ -234,26 +234,6 @@ def time_breakdown(reports_dir):
         return None
 
 
-def replace_section(path, section):
-    """Replaces this benchmark's section of `path` (between the markers), or appends it."""
-    text = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as current:
-            text = current.read()
-    block = f"{START_MARKER}\n{section.rstrip()}\n{END_MARKER}"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + block + text[end + len(END_MARKER):]
-    elif text:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        text = "# Benchmarks\n\n" + block + "\n"
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(partial, path)
-
-
 def format_section(results):
     r = results
     rows = [f"| {name} | {wall:.2f} s | {r['serial'] / wall:.2f}x | {wall / r['lower_bound']:.3f}x |"
@@ -420,7 +400,7 @@ def run(options, count, total, workdir):
             "xdist": version_of([options.python, "-c", "import xdist; print(xdist.__version__)"]),
             "testfleet": version_of([options.binary, "--version"]),
         }
-        replace_section(options.benchmarks_file, format_section(results))
+        replace_section(options.benchmarks_file, "core-benchmark", format_section(results))
         print(f"updated {options.benchmarks_file}")
     return 0 if met else 1
 

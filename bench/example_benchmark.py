@@ -35,10 +35,10 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
+from benchmarks_md import replace_section
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(REPO, "examples", "django-api")
-START_MARKER = "<!-- example-benchmark:start -->"
-END_MARKER = "<!-- example-benchmark:end -->"
 PYTEST = ["pytest", "-p", "no:cacheprovider", "--junit-xml=unit.xml"]
 RUN_LEFTOVERS = ("__pycache__", ".pytest_cache", "*.mo", "testfleet-reports", "unit.xml", "coverage.xml",
                  ".coverage", ".coverage.*", ".test_durations")
@@ -321,26 +321,6 @@ def format_section(results, machine, software, date):
     return "\n".join(lines)
 
 
-def replace_section(path, section):
-    """Replaces this benchmark's section of `path` (between the markers), or appends it at the end."""
-    text = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as current:
-            text = current.read()
-    block = f"{START_MARKER}\n{section.rstrip()}\n{END_MARKER}"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + block + text[end + len(END_MARKER):]
-    elif text:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        text = "# Benchmarks\n\n" + block + "\n"
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(partial, path)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -378,7 +358,7 @@ def main():
     section = format_section(results, machine, software, date)
     print(section)
     if not options.quick:
-        replace_section(os.path.join(REPO, "BENCHMARKS.md"), section)
+        replace_section(os.path.join(REPO, "BENCHMARKS.md"), "example-benchmark", section)
         print("\nwritten to BENCHMARKS.md", file=sys.stderr)
     return 0
 

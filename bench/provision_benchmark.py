@@ -25,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks_md import replace_section
+
 REPO = Path(__file__).resolve().parents[1]
-START, END = "<!-- provision-benchmark:start -->", "<!-- provision-benchmark:end -->"
 
 
 def run_json(project):
@@ -91,17 +92,6 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def write_section(text):
-    path = REPO / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text}\n{END}"
-    if START in body:
-        body = body[:body.index(START)] + block + body[body.index(END) + len(END):]
-    else:
-        body = body.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(body)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=str(REPO / "build" / "testfleet"))
@@ -143,7 +133,7 @@ def main():
     lines += ["", "Groups provision concurrently, and Docker's own times are measured the same way (all projects at once). "
               "The fixed host port of the fixture's db is dropped by testfleet; Docker's own run starts it as written. Reproduce: `bench/provision_benchmark.py`."]
     if not args.no_write:
-        write_section("\n".join(lines))
+        replace_section(REPO / "BENCHMARKS.md", "provision-benchmark", "\n".join(lines))
     print("\n".join(lines))
 
 

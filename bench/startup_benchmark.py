@@ -38,9 +38,9 @@ import subprocess
 import sys
 import tempfile
 
+from benchmarks_md import replace_section
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-START_MARKER = "<!-- startup-benchmark:start -->"
-END_MARKER = "<!-- startup-benchmark:end -->"
 SEED = 20241126
 GROUPS = 8
 TARGETS_MS = {"version": 5.0, 5000: 50.0, 1000000: 1000.0}
@@ -215,26 +215,6 @@ def format_section(runs, load, when):
     return "\n".join(out) + "\n", missed == 0
 
 
-def replace_section(path, section):
-    """Replaces this benchmark's section of `path` (between the markers), or appends it."""
-    text = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as current:
-            text = current.read()
-    block = f"{START_MARKER}\n{section.rstrip()}\n{END_MARKER}"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + block + text[end + len(END_MARKER):]
-    elif text:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        text = "# Benchmarks\n\n" + block + "\n"
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(partial, path)
-
-
 def default_binary():
     for candidate in ("build-static/testfleet", "build/testfleet"):
         path = os.path.join(REPO, candidate)
@@ -281,7 +261,7 @@ def main(argv=None):
     section, all_met = format_section(runs, load, when)
     print(section)
     if not args.quick:
-        replace_section(args.output, section)
+        replace_section(args.output, "startup-benchmark", section)
         print(f"startup_benchmark: wrote its section of {args.output}", file=sys.stderr)
     return 0 if all_met else 1
 

@@ -634,41 +634,41 @@ int run_tests(const RunOptions& options) {
   return static_cast<int>(code);
 }
 
-int print_plan(const RunOptions& options) {
+namespace {
+
+// What `plan` and `matrix` both do before they split: collect the tests as `run` would, with collection's
+// output on stderr so that their own output (JSON) stays clean on stdout. Nothing is provisioned.
+std::vector<planning::Test> collect_for_planning(const RunOptions& options, ui::StatusPrinter& quiet) {
   RunContext context = make_context(options);
-  planning::Algorithm algorithm = planning::parse_algorithm(options.algorithm);
   std::unique_ptr<runners::Runner> runner = make_runner(options, context);
   std::unique_ptr<environments::Backend> backend = make_backend(options, context);
   std::filesystem::create_directories(context.reports_dir);
   std::optional<util::TempDir> support = place_support_dir(context, *backend);
   runner->install_support(context.support_dir);
-  // Collection output goes to stderr so that `plan --format json` is clean on stdout.
-  ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
   Cleanup cleanup(*backend, quiet);
   backend->prepare(util::SignalWatcher::instance().stop_requested());
   std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
+  return with_durations(std::move(ids), options, *runner);
+}
+
+}  // namespace
+
+int print_plan(const RunOptions& options) {
+  planning::Algorithm algorithm = planning::parse_algorithm(options.algorithm);
+  ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
   std::optional<ShardSpec> shard;
   std::vector<planning::Test> tests =
-      select_shard(with_durations(std::move(ids), options, *runner), options, quiet, &shard);
+      select_shard(collect_for_planning(options, quiet), options, quiet, &shard);
   planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
   std::cout << format_plan(plan, options.format);
   return 0;
 }
 
 int print_matrix(const RunOptions& options, int shards) {
-  RunContext context = make_context(options);
-  std::unique_ptr<runners::Runner> runner = make_runner(options, context);
-  std::unique_ptr<environments::Backend> backend = make_backend(options, context);
-  std::filesystem::create_directories(context.reports_dir);
-  std::optional<util::TempDir> support = place_support_dir(context, *backend);
-  runner->install_support(context.support_dir);
   ui::StatusPrinter quiet(ui::StatusPrinter::Mode::kPlain, stderr);
-  Cleanup cleanup(*backend, quiet);
-  backend->prepare(util::SignalWatcher::instance().stop_requested());
-  std::vector<std::string> ids = discover(*runner, *backend, context, quiet);
   // The same split `--shard K/N` makes on each machine.
-  planning::Plan plan = planning::make_plan(with_durations(std::move(ids), options, *runner), shards,
-                                            planning::Algorithm::kLpt);
+  planning::Plan plan =
+      planning::make_plan(collect_for_planning(options, quiet), shards, planning::Algorithm::kLpt);
   nlohmann::json include = nlohmann::json::array();
   for (const planning::Group& g : plan.groups) {
     include.push_back({{"shard", fmt::format("{}/{}", g.index, shards)},

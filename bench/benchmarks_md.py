@@ -1,0 +1,26 @@
+"""BENCHMARKS.md holds one section per benchmark script, between markers, so that each script rewrites its
+own figures and leaves the others' alone."""
+
+import os
+
+
+def replace_section(path, name, section):
+    """Replaces the section `name` of `path` (between `<!-- name:start -->` and `<!-- name:end -->`), or
+    appends it; written through a temporary file, so a killed run never leaves half a file."""
+    start_marker, end_marker = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as current:
+            text = current.read()
+    block = f"{start_marker}\n{section.rstrip()}\n{end_marker}"
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start != -1 and end > start:
+        text = text[:start] + block + text[end + len(end_marker):]
+    elif text:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    else:
+        text = "# Benchmarks\n\n" + block + "\n"
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(partial, path)
