@@ -16,7 +16,8 @@ bool is_true(const util::EnvVars& env, const char* key) {
 
 std::string first_lines(const std::string& text, std::size_t lines, std::size_t max_chars) {
   std::vector<std::string> all = util::split_lines(text);
-  std::vector<std::string> kept(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(lines, all.size())));
+  std::vector<std::string> kept(all.begin(),
+                                all.begin() + static_cast<std::ptrdiff_t>(std::min(lines, all.size())));
   std::string out = util::join(kept, "\n");
   if (out.size() > max_chars) out = out.substr(0, max_chars) + "...";
   return out;
@@ -89,8 +90,8 @@ std::string github_step_summary(const RunSummary& summary, std::size_t max_bytes
   std::string md = fmt::format("## testfleet {} {}\n\n", ok ? "\u2705" : "\u274c", summary.run_id);
   md += "| tests | passed | failed | errors | skipped | not reported | wall time | lower bound |\n";
   md += "|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-  md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n\n", t.tests, passed, t.failures, t.errors, t.skipped,
-                    summary.not_reported, util::format_duration(summary.wall_seconds),
+  md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n\n", t.tests, passed, t.failures, t.errors,
+                    t.skipped, summary.not_reported, util::format_duration(summary.wall_seconds),
                     util::format_duration(summary.lower_bound_seconds));
 
   md += "### Groups\n\n| group | tests | time | estimate | result |\n|---:|---:|---:|---:|---|\n";
@@ -101,7 +102,8 @@ std::string github_step_summary(const RunSummary& summary, std::size_t max_bytes
 
   std::vector<const reports::TestCaseRecord*> slowest;
   for (const reports::TestCaseRecord& record : summary.testcases) slowest.push_back(&record);
-  std::partial_sort(slowest.begin(), slowest.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(10, slowest.size())),
+  std::partial_sort(slowest.begin(),
+                    slowest.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(10, slowest.size())),
                     slowest.end(), [](const auto* a, const auto* b) { return a->time > b->time; });
   slowest.resize(std::min<std::size_t>(10, slowest.size()));
   if (!slowest.empty()) {
@@ -119,10 +121,11 @@ std::string github_step_summary(const RunSummary& summary, std::size_t max_bytes
     if (!is_failure(record)) continue;
     ++total_failures;
     if (full) continue;
-    std::string entry = fmt::format("<details><summary>{} <code>{}</code>: {}</summary>\n\n```\n{}\n```\n</details>\n\n",
-                                    record.outcome == reports::Outcome::kError ? "error" : "failed",
-                                    cell(display_name(record)), cell(first_lines(record.message, 1, 200)),
-                                    util::replace_all(first_lines(record.text, 12, 2000), "```", "'''"));
+    std::string entry =
+        fmt::format("<details><summary>{} <code>{}</code>: {}</summary>\n\n```\n{}\n```\n</details>\n\n",
+                    record.outcome == reports::Outcome::kError ? "error" : "failed",
+                    cell(display_name(record)), cell(first_lines(record.message, 1, 200)),
+                    util::replace_all(first_lines(record.text, 12, 2000), "```", "'''"));
     // Leave room for the closing line.
     if (md.size() + failures.size() + entry.size() + 200 > max_bytes) {
       full = true;
@@ -169,8 +172,8 @@ std::vector<std::string> github_annotations(const RunSummary& summary, std::size
   return lines;
 }
 
-std::string fold(Provider provider, const std::string& name, const std::string& title, const std::string& content,
-                 long long unix_time) {
+std::string fold(Provider provider, const std::string& name, const std::string& title,
+                 const std::string& content, long long unix_time) {
   std::string body = content.empty() || content.back() == '\n' ? content : content + "\n";
   if (provider == Provider::kGitHub) {
     // A line of the log that looks like a workflow command must not be run as one.
@@ -187,8 +190,9 @@ std::string fold(Provider provider, const std::string& name, const std::string& 
                   c == '.' || c == '-';
       section += keep ? c : '_';
     }
-    return fmt::format("\x1b[0Ksection_start:{}:{}[collapsed=true]\r\x1b[0K{}\n{}\x1b[0Ksection_end:{}:{}\r\x1b[0K\n",
-                       unix_time, section, title, body, unix_time, section);
+    return fmt::format(
+        "\x1b[0Ksection_start:{}:{}[collapsed=true]\r\x1b[0K{}\n{}\x1b[0Ksection_end:{}:{}\r\x1b[0K\n",
+        unix_time, section, title, body, unix_time, section);
   }
   return body;
 }

@@ -53,9 +53,9 @@ std::vector<std::string> github_annotations(const RunSummary& summary, std::size
 std::string github_escape_data(std::string_view text);
 std::string github_escape_property(std::string_view text);
 
-// A log folded for the provider: `::group::title` ... `::endgroup::` on GitHub, a collapsed section on GitLab,
-// the content as it is otherwise. `name` is the GitLab section name ([A-Za-z0-9_.-] kept).
-std::string fold(Provider provider, const std::string& name, const std::string& title, const std::string& content,
-                 long long unix_time);
+// A log folded for the provider: `::group::title` ... `::endgroup::` on GitHub, a collapsed section on
+// GitLab, the content as it is otherwise. `name` is the GitLab section name ([A-Za-z0-9_.-] kept).
+std::string fold(Provider provider, const std::string& name, const std::string& title,
+                 const std::string& content, long long unix_time);
 
 }  // namespace testfleet::ci

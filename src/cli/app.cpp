@@ -1,8 +1,8 @@
 #include "cli/app.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstring>
 #include <iostream>
@@ -45,50 +45,61 @@ void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::stri
   sub.add_option("--durations", o.durations,
                  "pytest-split .test_durations file(s) (default: ./.test_durations when it exists)")
       ->allow_extra_args(false);
-  sub.add_option("--durations-junit", o.durations_junit, "JUnit XML file(s) of an earlier run to take durations from")
+  sub.add_option("--durations-junit", o.durations_junit,
+                 "JUnit XML file(s) of an earlier run to take durations from")
       ->allow_extra_args(false);
   sub.add_option("--runner", o.runner, "auto, pytest or generic");
   sub.add_option("--list-command", o.list_command,
                  "Generic runner: a command printing one test ID per line; the test command then takes "
                  "{tests} or {tests_file}, {junit}, {group}, {groups}, {run_id}");
-  sub.add_option("--reports-dir", o.reports_dir, "Where groups' logs and reports go (default: testfleet-reports)");
-  sub.add_option("--with", o.services, "Give every group its own server of this kind: postgres, redis, or one "
-                                        "from the configuration (repeatable)")
+  sub.add_option("--reports-dir", o.reports_dir,
+                 "Where groups' logs and reports go (default: testfleet-reports)");
+  sub.add_option("--with", o.services,
+                 "Give every group its own server of this kind: postgres, redis, or one "
+                 "from the configuration (repeatable)")
       ->allow_extra_args(false);
-  sub.add_option("--compose", o.compose_files,
-                 "Run every group in its own docker compose project of this file (repeatable, like compose's -f)")
+  sub.add_option(
+         "--compose", o.compose_files,
+         "Run every group in its own docker compose project of this file (repeatable, like compose's -f)")
       ->allow_extra_args(false);
   sub.add_option("--service", o.compose_service, "The compose service the tests run in");
-  sub.add_option("--docker-host", o.docker_hosts,
-                 "Compose: a Docker engine to run groups on (repeatable: groups are spread over the engines by "
-                 "their CPUs; unix://, tcp://, ssh://; default: DOCKER_HOST)")
+  sub.add_option(
+         "--docker-host", o.docker_hosts,
+         "Compose: a Docker engine to run groups on (repeatable: groups are spread over the engines by "
+         "their CPUs; unix://, tcp://, ssh://; default: DOCKER_HOST)")
       ->allow_extra_args(false);
   sub.add_option("--sidecar", o.sidecars,
                  "A compose service to start for every group (repeatable; default: the service's depends_on)")
       ->allow_extra_args(false);
-  sub.add_option("--compose-command", o.compose_command,
-                 "How to run compose, e.g. 'docker compose' or docker-compose (default: $TESTFLEET_COMPOSE, then "
-                 "docker compose, then docker-compose)");
+  sub.add_option(
+      "--compose-command", o.compose_command,
+      "How to run compose, e.g. 'docker compose' or docker-compose (default: $TESTFLEET_COMPOSE, then "
+      "docker compose, then docker-compose)");
   sub.add_flag("--no-build", o.no_build, "Use the compose file's images as they are; build nothing");
   sub.add_option("--wait", o.waits, "Compose: also wait for this SERVICE:PORT of a sidecar (repeatable)")
       ->allow_extra_args(false);
-  sub.add_option("--config", config_file, "Configuration file (default: testfleet.toml, else [tool.testfleet] "
-                                          "in pyproject.toml)");
-  sub.add_option("--shard", o.shard,
-                 "Run shard K/N (1-based) of a split every machine computes the same; default: detected from "
-                 "GitLab, CircleCI, Buildkite, Semaphore, Kubernetes Indexed Jobs or Bazel; 'off' never shards");
-  sub.add_option("--shards", o.shards, "The number of shards of a Kubernetes Indexed Job (or TESTFLEET_SHARDS)")
+  sub.add_option("--config", config_file,
+                 "Configuration file (default: testfleet.toml, else [tool.testfleet] "
+                 "in pyproject.toml)");
+  sub.add_option(
+      "--shard", o.shard,
+      "Run shard K/N (1-based) of a split every machine computes the same; default: detected from "
+      "GitLab, CircleCI, Buildkite, Semaphore, Kubernetes Indexed Jobs or Bazel; 'off' never shards");
+  sub.add_option("--shards", o.shards,
+                 "The number of shards of a Kubernetes Indexed Job (or TESTFLEET_SHARDS)")
       ->check(CLI::PositiveNumber);
   sub.add_option("command", o.command, "The test command, after --")->expected(-1);
 }
 
 // Applies configuration to every option whose flag was not given.
 void merge_config(RunOptions& o, const std::optional<std::string>& config_file, const Given& given) {
-  std::optional<LoadedConfig> loaded = load_config(config_file ? std::optional<std::filesystem::path>(*config_file)
-                                                               : std::nullopt);
+  std::optional<LoadedConfig> loaded =
+      load_config(config_file ? std::optional<std::filesystem::path>(*config_file) : std::nullopt);
   if (!loaded) return;
   const RunOptions& c = loaded->options;
-  auto from_config = [&](const char* key, const char* flag) { return loaded->keys.count(key) > 0 && !given(flag); };
+  auto from_config = [&](const char* key, const char* flag) {
+    return loaded->keys.count(key) > 0 && !given(flag);
+  };
   if (from_config("groups", "--groups")) o.groups = c.groups;
   if (from_config("algorithm", "--algorithm")) o.algorithm = c.algorithm;
   if (from_config("durations", "--durations")) o.durations = c.durations;
@@ -106,7 +117,8 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   if (from_config("no-build", "--no-build")) o.no_build = c.no_build;
   if (from_config("wait", "--wait")) o.waits = c.waits;
   if (from_config("command", "command")) o.command = c.command;
-  if (loaded->keys.count("store-durations") && !given("--store-durations")) o.store_durations = c.store_durations;
+  if (loaded->keys.count("store-durations") && !given("--store-durations"))
+    o.store_durations = c.store_durations;
   if (loaded->keys.count("timeout") && !given("--timeout")) o.timeout = c.timeout;
   if (loaded->keys.count("kill-grace") && !given("--kill-grace")) o.kill_grace = c.kill_grace;
   if (loaded->keys.count("ci") && !given("--ci")) o.ci = c.ci;
@@ -118,11 +130,13 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
 
 int main(int argc, char** argv) {
   util::SignalWatcher::start();
-  CLI::App app{"testfleet: split a slow test suite into groups balanced by past durations, run every group in\n"
-               "its own isolated environment, supervise them, and merge their reports into one.\n"};
+  CLI::App app{
+      "testfleet: split a slow test suite into groups balanced by past durations, run every group in\n"
+      "its own isolated environment, supervise them, and merge their reports into one.\n"};
   // Parsed from a vector below, so CLI11 never learns argv[0]: the usage lines need the name.
   app.name("testfleet");
-  app.set_version_flag("--version", fmt::format("testfleet {} (revision {})", TESTFLEET_VERSION, TESTFLEET_REVISION));
+  app.set_version_flag("--version",
+                       fmt::format("testfleet {} (revision {})", TESTFLEET_VERSION, TESTFLEET_REVISION));
   app.require_subcommand(1);
   app.footer(std::string("\n") + kExitCodes +
              "\nExamples:\n  testfleet run -n 4 -- pytest --junit-xml=unit.xml tests/\n"
@@ -134,8 +148,9 @@ int main(int argc, char** argv) {
   std::optional<double> timeout;
   CLI::App* run = app.add_subcommand("run", "Collect, plan, provision, run every group, merge the reports");
   add_selection_options(*run, run_options, run_config);
-  run->add_option("--timeout", timeout, "Seconds a group may run before it is stopped; its unfinished tests are "
-                                        "reported as errors")
+  run->add_option("--timeout", timeout,
+                  "Seconds a group may run before it is stopped; its unfinished tests are "
+                  "reported as errors")
       ->check(CLI::PositiveNumber);
   run->add_option("--kill-grace", run_options.kill_grace,
                   "Seconds a stopped group gets to write its reports before it is killed (default 10)")
@@ -144,16 +159,19 @@ int main(int argc, char** argv) {
                 "Write this run's durations into the .test_durations file (pytest-split format)");
   run->add_option("--store-durations-path", run_options.store_durations_path,
                   "Where --store-durations writes (default: the --durations file, else ./.test_durations)");
-  run->add_flag("--dry-run", run_options.dry_run, "Print the groups, their commands and environments; run nothing");
+  run->add_flag("--dry-run", run_options.dry_run,
+                "Print the groups, their commands and environments; run nothing");
   run->add_option("--ci", run_options.ci, "CI integration: auto, none, github, gitlab")
       ->check(CLI::IsMember({"auto", "none", "github", "gitlab"}));
-  run->add_option("--progress", run_options.progress, "auto, smart (status area redrawn in place) or plain lines")
+  run->add_option("--progress", run_options.progress,
+                  "auto, smart (status area redrawn in place) or plain lines")
       ->check(CLI::IsMember({"auto", "smart", "plain"}));
   run->footer(std::string("\n") + kExitCodes);
 
   RunOptions plan_options;
   std::optional<std::string> plan_config;
-  CLI::App* plan = app.add_subcommand("plan", "Collect and print the groups with their estimated times; run nothing");
+  CLI::App* plan =
+      app.add_subcommand("plan", "Collect and print the groups with their estimated times; run nothing");
   add_selection_options(*plan, plan_options, plan_config);
   plan->add_option("--format", plan_options.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
@@ -164,17 +182,20 @@ int main(int argc, char** argv) {
       "matrix", "Print a GitHub Actions matrix of N shards ({\"include\":[...]}) with estimated times");
   matrix->add_option("shards", matrix_shards, "Number of shards")->required()->check(CLI::PositiveNumber);
   add_selection_options(*matrix, matrix_options, matrix_config);
-  matrix->footer("\nIn a workflow: testfleet matrix 4 -- pytest tests/ > matrix.json, then each job runs "
-                 "testfleet run --shard ${{ matrix.shard }} ...");
+  matrix->footer(
+      "\nIn a workflow: testfleet matrix 4 -- pytest tests/ > matrix.json, then each job runs "
+      "testfleet run --shard ${{ matrix.shard }} ...");
 
   std::string merge_kind;
   std::string merge_out;
   std::vector<std::string> merge_inputs;
   CLI::App* merge = app.add_subcommand("merge", "Merge report files into one: junit, cobertura or lcov");
   std::string merge_durations;
-  merge->add_option("kind", merge_kind,
-                    "junit, cobertura or lcov (files), or runs (the reports directories of CI shards: one JUnit, "
-                    "coverage, .test_durations and summary.md into the directory OUT)")
+  merge
+      ->add_option(
+          "kind", merge_kind,
+          "junit, cobertura or lcov (files), or runs (the reports directories of CI shards: one JUnit, "
+          "coverage, .test_durations and summary.md into the directory OUT)")
       ->required()
       ->check(CLI::IsMember({"junit", "cobertura", "lcov", "runs"}));
   merge->add_option("--durations", merge_durations, "runs: the .test_durations to update (default: none)");
@@ -182,24 +203,30 @@ int main(int argc, char** argv) {
   merge->add_option("inputs", merge_inputs, "Input files or globs (quoted, e.g. 'reports/*/junit.xml')")
       ->required()
       ->expected(-1);
-  merge->footer("\nA malformed input is named with its line and column and skipped; the others are still merged "
-                "and the exit code is 2.");
+  merge->footer(
+      "\nA malformed input is named with its line and column and skipped; the others are still merged "
+      "and the exit code is 2.");
 
   std::vector<std::string> wait_endpoints;
   std::vector<std::string> wait_command;
   double wait_timeout = 60;
   bool wait_quiet = false;
   CLI::App* wait = app.add_subcommand(
-      "wait", "Wait until every HOST:PORT accepts TCP connections, then run a command (replaces wait-for-it; "
-              "works in any Linux container)");
-  wait->add_option("endpoints", wait_endpoints, "HOST:PORT to wait for ([IPv6]:PORT too); then -- CMD")->required();
-  wait->add_option("-t,--timeout", wait_timeout, "Seconds to wait in all (default 60)")->check(CLI::PositiveNumber);
+      "wait",
+      "Wait until every HOST:PORT accepts TCP connections, then run a command (replaces wait-for-it; "
+      "works in any Linux container)");
+  wait->add_option("endpoints", wait_endpoints, "HOST:PORT to wait for ([IPv6]:PORT too); then -- CMD")
+      ->required();
+  wait->add_option("-t,--timeout", wait_timeout, "Seconds to wait in all (default 60)")
+      ->check(CLI::PositiveNumber);
   wait->add_flag("-q,--quiet", wait_quiet, "Say nothing unless it times out");
-  wait->footer("\nExamples:\n  testfleet wait db:5432 redis:6379 --timeout 30 -- pytest\n\nExit codes: 0 all open "
-               "(or the command's own), 2 bad endpoint, 3 timed out.");
+  wait->footer(
+      "\nExamples:\n  testfleet wait db:5432 redis:6379 --timeout 30 -- pytest\n\nExit codes: 0 all open "
+      "(or the command's own), 2 bad endpoint, 3 timed out.");
 
   std::string report_dir = "testfleet-reports";
-  CLI::App* report = app.add_subcommand("report", "Make the HTML report (report.html) again from a reports directory");
+  CLI::App* report =
+      app.add_subcommand("report", "Make the HTML report (report.html) again from a reports directory");
   report->add_option("dir", report_dir, "The reports directory of a run (default: testfleet-reports)");
 
   HelpRequest help_request;
@@ -207,13 +234,15 @@ int main(int argc, char** argv) {
 
   bool clean_dry_run = false;
   CLI::App* clean = app.add_subcommand(
-      "clean", "Remove what interrupted or killed runs left: servers, temporary directories, compose projects");
+      "clean",
+      "Remove what interrupted or killed runs left: servers, temporary directories, compose projects");
   clean->add_flag("--dry-run", clean_dry_run, "Say what would be removed; remove nothing");
   bool clean_all = false;
   std::vector<std::string> clean_hosts;
-  clean->add_flag("--all", clean_all,
-                  "Also remove every compose project named testfleet-* that no run of this machine accounts for "
-                  "(careful: other machines' live runs on a shared engine too)");
+  clean->add_flag(
+      "--all", clean_all,
+      "Also remove every compose project named testfleet-* that no run of this machine accounts for "
+      "(careful: other machines' live runs on a shared engine too)");
   clean->add_option("--docker-host", clean_hosts, "Docker engine(s) for --all (default: DOCKER_HOST)")
       ->allow_extra_args(false);
 
@@ -261,7 +290,8 @@ int main(int argc, char** argv) {
     // A stop signal that cut a phase short is the reason, whatever the phase said.
     if (int sig = util::SignalWatcher::instance().received(); sig != 0) {
       const char* name = sigabbrev_np(sig);
-      std::cerr << "testfleet: interrupted by SIG" << (name != nullptr ? name : "?") << ": " << e.what() << "\n";
+      std::cerr << "testfleet: interrupted by SIG" << (name != nullptr ? name : "?") << ": " << e.what()
+                << "\n";
       return 128 + sig;
     }
     std::cerr << "testfleet: error: " << e.what() << "\n";

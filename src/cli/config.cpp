@@ -1,7 +1,6 @@
 #include "cli/config.hpp"
 
 #include <fmt/format.h>
-
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -37,9 +36,10 @@ std::string_view type_name(const toml::node& node) {
   }
 }
 
-[[noreturn]] void wrong_type(const std::filesystem::path& file, const std::string& key, const toml::node& node,
-                             std::string_view expected) {
-  throw UsageError(fmt::format("{}: '{}' must be {}, not {}", where(file, node), key, expected, type_name(node)));
+[[noreturn]] void wrong_type(const std::filesystem::path& file, const std::string& key,
+                             const toml::node& node, std::string_view expected) {
+  throw UsageError(
+      fmt::format("{}: '{}' must be {}, not {}", where(file, node), key, expected, type_name(node)));
 }
 
 std::string as_string(const std::filesystem::path& file, const std::string& key, const toml::node& node) {
@@ -70,11 +70,12 @@ std::vector<std::string> as_strings(const std::filesystem::path& file, const std
 }
 
 // A number of seconds: finite, positive (or zero when `zero_ok`).
-double in_range(const std::filesystem::path& file, const std::string& key, const toml::node& node, bool zero_ok) {
+double in_range(const std::filesystem::path& file, const std::string& key, const toml::node& node,
+                bool zero_ok) {
   double value = as_number(file, key, node);
   if (!std::isfinite(value) || value < 0 || (!zero_ok && value == 0) || value > 1e7) {
-    throw UsageError(fmt::format("{}: '{}' is {}: it must be a number of seconds {} 0", where(file, node), key, value,
-                                 zero_ok ? "of at least" : "greater than"));
+    throw UsageError(fmt::format("{}: '{}' is {}: it must be a number of seconds {} 0", where(file, node),
+                                 key, value, zero_ok ? "of at least" : "greater than"));
   }
   return value;
 }
@@ -90,7 +91,7 @@ std::string one_of(const std::filesystem::path& file, const std::string& key, co
 }
 
 std::map<std::string, std::string> as_string_map(const std::filesystem::path& file, const std::string& key,
-                                                const toml::node& node) {
+                                                 const toml::node& node) {
   const auto* table = node.as_table();
   if (table == nullptr) wrong_type(file, key, node, "a table of strings");
   std::map<std::string, std::string> out;
@@ -130,9 +131,10 @@ environments::ServiceConfig service_config(const std::filesystem::path& file, co
     } else if (key == "builtin") {
       service.builtin = as_string(file, full, value);
     } else {
-      throw UsageError(fmt::format("{}: unknown key '{}' (known: command, ports, ready, ready-command, "
-                                   "ready-timeout, variables, environment, builtin)",
-                                   where(file, value), full));
+      throw UsageError(
+          fmt::format("{}: unknown key '{}' (known: command, ports, ready, ready-command, "
+                      "ready-timeout, variables, environment, builtin)",
+                      where(file, value), full));
     }
   }
   return service;
@@ -200,7 +202,8 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
     } else {
       throw UsageError(fmt::format(
           "{}: unknown key '{}' (known: groups, algorithm, durations, durations-junit, store-durations, "
-          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, sidecars, docker-hosts, "
+          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, "
+          "sidecars, docker-hosts, "
           "compose-command, no-build, wait, ci, "
           "progress, command)",
           where(file, node), key));
@@ -215,7 +218,8 @@ std::optional<LoadedConfig> load_config(const std::optional<std::filesystem::pat
   bool pyproject = false;
   if (explicit_file) {
     file = *explicit_file;
-    if (!std::filesystem::exists(file)) throw UsageError(fmt::format("{}: no such configuration file", file.string()));
+    if (!std::filesystem::exists(file))
+      throw UsageError(fmt::format("{}: no such configuration file", file.string()));
     pyproject = file.filename() == "pyproject.toml";
   } else if (std::filesystem::exists("testfleet.toml")) {
     file = "testfleet.toml";
@@ -229,8 +233,8 @@ std::optional<LoadedConfig> load_config(const std::optional<std::filesystem::pat
   try {
     document = toml::parse_file(file.string());
   } catch (const toml::parse_error& e) {
-    throw UsageError(fmt::format("{}:{}:{}: {}", file.string(), e.source().begin.line, e.source().begin.column,
-                                 e.description()));
+    throw UsageError(fmt::format("{}:{}:{}: {}", file.string(), e.source().begin.line,
+                                 e.source().begin.column, e.description()));
   }
   const toml::table* table = &document;
   if (pyproject) {

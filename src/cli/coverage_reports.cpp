@@ -32,11 +32,14 @@ std::optional<CoverageReport> report_command(const std::string& spec) {
     return report;
   }
   if (kind == "xml" || kind == "lcov" || kind == "json") {
-    std::string default_name = kind == "xml" ? "coverage.xml" : kind == "lcov" ? "coverage.lcov" : "coverage.json";
+    std::string default_name = kind == "xml"    ? "coverage.xml"
+                               : kind == "lcov" ? "coverage.lcov"
+                                                : "coverage.json";
     return CoverageReport{{kind}, target.empty() ? default_name : target, "-o"};
   }
   if (kind == "html" || kind == "annotate") {
-    return CoverageReport{{kind}, target.empty() ? std::string(kind == "html" ? "htmlcov" : "annotate") : target, "-d"};
+    return CoverageReport{
+        {kind}, target.empty() ? std::string(kind == "html" ? "htmlcov" : "annotate") : target, "-d"};
   }
   return CoverageReport{};
 }
@@ -68,7 +71,8 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
   util::EnvVars host = util::current_environment();
   util::EnvVars variables;
   if (on_host) {
-    variables["COVERAGE_FILE"] = host.count("COVERAGE_FILE") ? host["COVERAGE_FILE"] : (context.cwd / ".coverage").string();
+    variables["COVERAGE_FILE"] =
+        host.count("COVERAGE_FILE") ? host["COVERAGE_FILE"] : (context.cwd / ".coverage").string();
   } else {
     variables["COVERAGE_FILE"] = environment->path_inside(slot.group_reports_dir / ".coverage").string();
   }
@@ -90,8 +94,9 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
   };
   bool ok = run(combine).status.success();
   if (ok) {
-    printer.line(fmt::format("combined the coverage data of {} groups into {}", groups.size(),
-                             on_host ? variables["COVERAGE_FILE"] : (slot.group_reports_dir / ".coverage").string()));
+    printer.line(
+        fmt::format("combined the coverage data of {} groups into {}", groups.size(),
+                    on_host ? variables["COVERAGE_FILE"] : (slot.group_reports_dir / ".coverage").string()));
   }
   for (const std::string& spec : ok ? runner.coverage_reports() : std::vector<std::string>{}) {
     std::optional<CoverageReport> report = report_command(spec);
@@ -104,7 +109,8 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
     argv.insert(argv.end(), {"-m", "coverage"});
     argv.insert(argv.end(), report->args.begin(), report->args.end());
     // In a container the report is written into the reports directory, then copied to where it was asked.
-    std::filesystem::path wanted = report->output.empty() ? std::filesystem::path() : context.cwd / report->output;
+    std::filesystem::path wanted =
+        report->output.empty() ? std::filesystem::path() : context.cwd / report->output;
     std::filesystem::path staged = slot.group_reports_dir / report->output.filename();
     if (!on_host && !report->output.empty()) {
       argv.insert(argv.end(), {report->output_flag, environment->path_inside(staged).string()});
@@ -121,7 +127,8 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
       std::filesystem::remove_all(wanted, ec);
       std::filesystem::copy(staged, wanted, std::filesystem::copy_options::recursive, ec);
       if (ec) {
-        printer.line(fmt::format("error: cannot copy {} to {}: {}", staged.string(), wanted.string(), ec.message()));
+        printer.line(
+            fmt::format("error: cannot copy {} to {}: {}", staged.string(), wanted.string(), ec.message()));
         ok = false;
         continue;
       }

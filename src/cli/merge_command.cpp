@@ -4,7 +4,6 @@
 #include <glob.h>
 
 #include <iostream>
-
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -58,8 +57,8 @@ int merge_reports(const std::string& kind, const std::string& out, const std::ve
       std::cerr << "testfleet: error: " << problem.message << "\n";
     }
     std::cout << fmt::format("merged {} files into {}: {} of {} lines covered, {} of {} branches\n",
-                             files.size() - result.problems.size(), out, result.lines_covered, result.lines_valid,
-                             result.branches_covered, result.branches_valid);
+                             files.size() - result.problems.size(), out, result.lines_covered,
+                             result.lines_valid, result.branches_covered, result.branches_valid);
     return result.problems.empty() ? 0 : static_cast<int>(ExitCode::kUsage);
   }
   if (kind == "lcov") {
@@ -67,11 +66,12 @@ int merge_reports(const std::string& kind, const std::string& out, const std::ve
     for (const reports::InputProblem& problem : result.problems) {
       std::cerr << "testfleet: error: " << problem.message << "\n";
     }
-    for (const reports::InputProblem& warning : result.warnings) std::cerr << "testfleet: warning: " << warning.message << "\n";
-    std::cout << fmt::format("merged {} files into {}: {} of {} lines hit, {} of {} branches, {} of {} functions\n",
-                             files.size() - result.problems.size(), out, result.lines_hit, result.lines_found,
-                             result.branches_hit, result.branches_found, result.functions_hit,
-                             result.functions_found);
+    for (const reports::InputProblem& warning : result.warnings)
+      std::cerr << "testfleet: warning: " << warning.message << "\n";
+    std::cout << fmt::format(
+        "merged {} files into {}: {} of {} lines hit, {} of {} branches, {} of {} functions\n",
+        files.size() - result.problems.size(), out, result.lines_hit, result.lines_found, result.branches_hit,
+        result.branches_found, result.functions_hit, result.functions_found);
     return result.problems.empty() ? 0 : static_cast<int>(ExitCode::kUsage);
   }
   throw UsageError(fmt::format("unknown report kind '{}' (expected junit, cobertura or lcov)", kind));
@@ -108,8 +108,8 @@ int merge_runs(const std::string& out, const std::vector<std::string>& inputs, c
       total = run.record["shard"].value("count", 1);
     }
     if (count != 0 && total != count) {
-      throw UsageError(fmt::format("{} is shard {}/{}, but another run says there are {} shards", run.dir.string(),
-                                   index, total, count));
+      throw UsageError(fmt::format("{} is shard {}/{}, but another run says there are {} shards",
+                                   run.dir.string(), index, total, count));
     }
     count = total;
     auto [it, inserted] = shards.emplace(index, run.dir);
@@ -123,10 +123,11 @@ int merge_runs(const std::string& out, const std::vector<std::string>& inputs, c
     if (!shards.count(k)) missing.push_back(fmt::format("{}/{}", k, count));
   }
   if (!missing.empty()) {
-    std::cerr << fmt::format("testfleet: error: shard{} {} of {} {} missing: no reports directory was given for "
-                             "{} (did its job fail before uploading its artifact?)\n",
-                             missing.size() > 1 ? "s" : "", util::join(missing, ", "), count,
-                             missing.size() > 1 ? "are" : "is", missing.size() > 1 ? "them" : "it");
+    std::cerr << fmt::format(
+        "testfleet: error: shard{} {} of {} {} missing: no reports directory was given for "
+        "{} (did its job fail before uploading its artifact?)\n",
+        missing.size() > 1 ? "s" : "", util::join(missing, ", "), count, missing.size() > 1 ? "are" : "is",
+        missing.size() > 1 ? "them" : "it");
     return static_cast<int>(ExitCode::kInfrastructure);
   }
 
@@ -140,7 +141,8 @@ int merge_runs(const std::string& out, const std::vector<std::string>& inputs, c
   for (const auto& [index, dir] : shards) {
     std::filesystem::path junit = dir / "junit.xml";
     if (!std::filesystem::exists(junit)) {
-      std::cerr << fmt::format("testfleet: error: shard {}/{} has no junit.xml in {}\n", index, count, dir.string());
+      std::cerr << fmt::format("testfleet: error: shard {}/{} has no junit.xml in {}\n", index, count,
+                               dir.string());
       return static_cast<int>(ExitCode::kInfrastructure);
     }
     merger.add_file(junit);
@@ -163,7 +165,8 @@ int merge_runs(const std::string& out, const std::vector<std::string>& inputs, c
     summary.groups.push_back(row);
     summary.wall_seconds = std::max(summary.wall_seconds, row.seconds);
   }
-  std::sort(summary.groups.begin(), summary.groups.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  std::sort(summary.groups.begin(), summary.groups.end(),
+            [](const auto& a, const auto& b) { return a.index < b.index; });
 
   std::filesystem::path junit_out = out_dir / "junit.xml";
   merger.write(junit_out);
@@ -171,7 +174,8 @@ int merge_runs(const std::string& out, const std::vector<std::string>& inputs, c
   bool coverage_problems = false;
   if (!coverage.empty()) {
     reports::CoberturaResult result = reports::merge_cobertura(coverage, out_dir / "coverage.xml");
-    for (const reports::InputProblem& problem : result.problems) std::cerr << "testfleet: error: " << problem.message << "\n";
+    for (const reports::InputProblem& problem : result.problems)
+      std::cerr << "testfleet: error: " << problem.message << "\n";
     coverage_problems = !result.problems.empty();
   }
   summary.run_id = fmt::format("{} shards", count);
@@ -179,16 +183,19 @@ int merge_runs(const std::string& out, const std::vector<std::string>& inputs, c
   summary.testcases = merger.testcases();
   summary.merged_junit = junit_out.string();
   util::write_file_atomic(out_dir / "summary.md", ci::github_step_summary(summary));
-  for (const reports::InputProblem& problem : merger.problems()) std::cerr << "testfleet: error: " << problem.message << "\n";
+  for (const reports::InputProblem& problem : merger.problems())
+    std::cerr << "testfleet: error: " << problem.message << "\n";
   for (const auto& [classname, name] : merger.duplicates()) {
-    std::cerr << fmt::format("testfleet: warning: {} {} was reported by more than one shard\n", classname, name);
+    std::cerr << fmt::format("testfleet: warning: {} {} was reported by more than one shard\n", classname,
+                             name);
   }
   const reports::Totals& t = summary.totals;
-  std::cout << fmt::format("merged {} shards into {}: {} tests, {} failures, {} errors, {} skipped; {} durations in "
-                           "{}{}\n",
-                           count, junit_out.string(), t.tests, t.failures, t.errors, t.skipped, store.size(),
-                           (out_dir / ".test_durations").string(),
-                           coverage.empty() ? "" : "; coverage in " + (out_dir / "coverage.xml").string());
+  std::cout << fmt::format(
+      "merged {} shards into {}: {} tests, {} failures, {} errors, {} skipped; {} durations in "
+      "{}{}\n",
+      count, junit_out.string(), t.tests, t.failures, t.errors, t.skipped, store.size(),
+      (out_dir / ".test_durations").string(),
+      coverage.empty() ? "" : "; coverage in " + (out_dir / "coverage.xml").string());
   if (!merger.problems().empty() || coverage_problems) return static_cast<int>(ExitCode::kUsage);
   return t.failures + t.errors > 0 ? static_cast<int>(ExitCode::kTestsFailed) : 0;
 }

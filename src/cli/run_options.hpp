@@ -21,24 +21,24 @@ struct RunOptions {
   std::optional<double> timeout;  // seconds, per group
   double kill_grace = 10;         // seconds between the stop signal and KILL
   bool dry_run = false;
-  std::string runner = "auto";  // auto, pytest, generic
-  std::string list_command;     // generic runner: the command that lists test IDs
+  std::string runner = "auto";        // auto, pytest, generic
+  std::string list_command;           // generic runner: the command that lists test IDs
   std::vector<std::string> services;  // --with
   // [services.NAME] tables: services of the user's own, or built-ins with other settings.
   std::vector<environments::ServiceConfig> service_configs;
   std::vector<std::filesystem::path> compose_files;  // --compose, repeatable like compose's -f
   std::string compose_service;
-  std::vector<std::string> sidecars;          // --sidecar: default the service's depends_on
-  std::vector<std::string> docker_hosts;      // --docker-host: engines to spread groups over
-  std::string compose_command;                // --compose-command: default docker compose, else docker-compose
+  std::vector<std::string> sidecars;      // --sidecar: default the service's depends_on
+  std::vector<std::string> docker_hosts;  // --docker-host: engines to spread groups over
+  std::string compose_command;            // --compose-command: default docker compose, else docker-compose
   bool no_build = false;
   std::vector<std::string> waits;  // --wait HOST:PORT for compose sidecars
-  std::string shard;  // --shard K/N, "off", or empty: detected from the CI system
-  int shards = 0;     // --shards: the count for a Kubernetes Indexed Job
+  std::string shard;               // --shard K/N, "off", or empty: detected from the CI system
+  int shards = 0;                  // --shards: the count for a Kubernetes Indexed Job
   std::string ci = "auto";
-  std::string progress = "auto";  // auto, smart, plain
-  std::string format = "text";    // plan's output
-  std::vector<std::string> command;  // the test command, after --
+  std::string progress = "auto";      // auto, smart, plain
+  std::string format = "text";        // plan's output
+  std::vector<std::string> command;   // the test command, after --
   std::filesystem::path config_file;  // where configuration came from, for messages
 };
 

@@ -13,7 +13,9 @@
 namespace testfleet::cli {
 namespace {
 
-std::filesystem::path owners_dir() { return environments::default_state_dir() / "owners"; }
+std::filesystem::path owners_dir() {
+  return environments::default_state_dir() / "owners";
+}
 
 }  // namespace
 
@@ -96,8 +98,8 @@ std::vector<std::string> kill_run_processes(const std::string& run_id, bool dry_
     std::string command;
     std::getline(comm, command);
     if (!dry_run) ::kill(pid, SIGKILL);
-    killed.push_back(fmt::format("{} process {} ({}) of run {}", dry_run ? "would kill" : "killed", pid, command,
-                                 run_id));
+    killed.push_back(
+        fmt::format("{} process {} ({}) of run {}", dry_run ? "would kill" : "killed", pid, command, run_id));
   }
   return killed;
 }

@@ -18,14 +18,15 @@
 
 namespace testfleet::cli {
 
-int wait_for(const std::vector<std::string>& endpoints, double timeout_seconds, const std::vector<std::string>& command,
-             bool quiet) {
+int wait_for(const std::vector<std::string>& endpoints, double timeout_seconds,
+             const std::vector<std::string>& command, bool quiet) {
   if (endpoints.empty()) throw UsageError("give at least one HOST:PORT to wait for");
   std::vector<util::Endpoint> parsed;
   for (const std::string& text : endpoints) parsed.push_back(util::parse_endpoint(text));
   auto timeout = std::chrono::milliseconds(static_cast<long long>(timeout_seconds * 1000));
   std::vector<util::EndpointWait> waits = util::wait_for_endpoints(
-      parsed, timeout, util::SignalWatcher::instance().stop_requested(), [quiet](const util::EndpointWait& w) {
+      parsed, timeout, util::SignalWatcher::instance().stop_requested(),
+      [quiet](const util::EndpointWait& w) {
         if (!quiet) {
           std::cerr << fmt::format("testfleet wait: {} is open after {:.1f}s\n", w.endpoint.text(),
                                    static_cast<double>(w.waited.count()) / 1000.0);
@@ -35,15 +36,16 @@ int wait_for(const std::vector<std::string>& endpoints, double timeout_seconds, 
   for (const util::EndpointWait& w : waits) {
     if (w.ready) continue;
     all_ready = false;
-    std::cerr << fmt::format("testfleet wait: {} did not open within {}s: {}\n", w.endpoint.text(), timeout_seconds,
-                             w.last_error.empty() ? "no answer" : w.last_error);
+    std::cerr << fmt::format("testfleet wait: {} did not open within {}s: {}\n", w.endpoint.text(),
+                             timeout_seconds, w.last_error.empty() ? "no answer" : w.last_error);
   }
   if (int sig = util::SignalWatcher::instance().received(); sig != 0) return 128 + sig;
   if (!all_ready) return static_cast<int>(ExitCode::kInfrastructure);
   if (command.empty()) return 0;
   // Like wait-for-it: become the command, so that signals and the exit code are its own.
   std::optional<std::filesystem::path> program = util::find_executable(command[0]);
-  if (!program) throw UsageError(fmt::format("cannot run {}: not found on PATH", util::shell_quote(command[0])));
+  if (!program)
+    throw UsageError(fmt::format("cannot run {}: not found on PATH", util::shell_quote(command[0])));
   std::vector<char*> argv;
   std::vector<std::string> copy = command;
   for (std::string& word : copy) argv.push_back(word.data());
@@ -78,7 +80,8 @@ int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::stri
         say(fmt::format("would remove the compose projects testfleet-{}-*", run.run_id));
       } else {
         try {
-          environments::CleanReport report = environments::clean_compose_leftovers(run.run_id, run.docker_hosts);
+          environments::CleanReport report =
+              environments::clean_compose_leftovers(run.run_id, run.docker_hosts);
           for (const std::string& what : report.removed) say("removed " + what);
           for (const std::string& what : report.failed) {
             std::cout << "  FAILED: " << what << "\n";
@@ -97,7 +100,8 @@ int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::stri
   // names them.
   if (dry_run) {
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(environments::default_state_dir() / "runs", ec)) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(environments::default_state_dir() / "runs", ec)) {
       say("would clean the native run recorded in " + entry.path().string() + " if its testfleet is gone");
     }
   }
@@ -115,7 +119,8 @@ int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::stri
   if (all_projects) {
     try {
       environments::CleanReport compose =
-          dry_run ? environments::CleanReport{} : environments::clean_compose_leftovers(std::nullopt, docker_hosts);
+          dry_run ? environments::CleanReport{}
+                  : environments::clean_compose_leftovers(std::nullopt, docker_hosts);
       if (dry_run) std::cout << "--all --dry-run: would remove every compose project named testfleet-*\n";
       for (const std::string& what : compose.removed) say("removed " + what);
       for (const std::string& what : compose.failed) {

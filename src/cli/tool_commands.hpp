@@ -9,8 +9,8 @@ namespace testfleet::cli {
 
 // Waits for every HOST:PORT to accept connections, up to `timeout_seconds` in all, then execs `command`
 // when one is given. Returns 0 when all are ready, 3 on timeout; does not return after a successful exec.
-int wait_for(const std::vector<std::string>& endpoints, double timeout_seconds, const std::vector<std::string>& command,
-             bool quiet);
+int wait_for(const std::vector<std::string>& endpoints, double timeout_seconds,
+             const std::vector<std::string>& command, bool quiet);
 
 // Removes the processes, servers, temporary directories, containers, networks and volumes of runs whose
 // testfleet is gone, saying what it removed; `all_projects` also removes every compose project named

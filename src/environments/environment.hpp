@@ -50,7 +50,9 @@ class Environment {
   virtual bool variables_in_host_environment() const { return true; }
 
   // A path under the run's reports directory as the command inside the environment sees it.
-  virtual std::filesystem::path path_inside(const std::filesystem::path& host_path) const { return host_path; }
+  virtual std::filesystem::path path_inside(const std::filesystem::path& host_path) const {
+    return host_path;
+  }
 
   // Stops and removes everything it started; safe to call twice and on a half-provisioned environment;
   // never throws. Returns what it could not remove (empty when all is gone).
@@ -90,7 +92,9 @@ class HostBackend : public Backend {
   std::unique_ptr<Environment> discovery_environment(const GroupSlot&) override {
     return std::make_unique<HostEnvironment>();
   }
-  std::unique_ptr<Environment> create(const GroupSlot&) override { return std::make_unique<HostEnvironment>(); }
+  std::unique_ptr<Environment> create(const GroupSlot&) override {
+    return std::make_unique<HostEnvironment>();
+  }
   std::vector<std::string> finish() noexcept override { return {}; }
 };
 

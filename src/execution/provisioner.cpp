@@ -10,8 +10,9 @@
 
 namespace testfleet::execution {
 
-std::vector<ProvisionResult> provision_all(std::vector<std::unique_ptr<environments::Environment>>& environments,
-                                           const std::atomic<bool>& cancel, ui::StatusPrinter& printer) {
+std::vector<ProvisionResult> provision_all(
+    std::vector<std::unique_ptr<environments::Environment>>& environments, const std::atomic<bool>& cancel,
+    ui::StatusPrinter& printer) {
   std::vector<ProvisionResult> results(environments.size());
   std::mutex print_mutex;
   // The status area shows every group provisioning, then ready (waiting for the others) or failed.
@@ -21,7 +22,9 @@ std::vector<ProvisionResult> provision_all(std::vector<std::unique_ptr<environme
     views[i].state = ui::GroupState::kProvisioning;
   }
   auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   std::atomic<std::size_t> running{environments.size()};
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < environments.size(); ++i) {

@@ -18,8 +18,9 @@ struct ProvisionResult {
 };
 
 // Provisions each environment concurrently and returns one result per environment, in order.
-std::vector<ProvisionResult> provision_all(std::vector<std::unique_ptr<environments::Environment>>& environments,
-                                           const std::atomic<bool>& cancel, ui::StatusPrinter& printer);
+std::vector<ProvisionResult> provision_all(
+    std::vector<std::unique_ptr<environments::Environment>>& environments, const std::atomic<bool>& cancel,
+    ui::StatusPrinter& printer);
 
 // Tears every environment down concurrently; returns what could not be removed. `seconds`, when given,
 // receives how long each environment took.

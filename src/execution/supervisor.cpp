@@ -38,7 +38,8 @@ std::string describe_end(const GroupJob& job, const GroupOutcome& outcome) {
 
 }  // namespace
 
-std::string failure_block(const GroupJob& job, const GroupOutcome& outcome, const ui::StatusPrinter& printer) {
+std::string failure_block(const GroupJob& job, const GroupOutcome& outcome,
+                          const ui::StatusPrinter& printer) {
   std::string text = fmt::format("{} group {} [{}]\n{}\n", printer.red("FAILED:"), job.index,
                                  describe_end(job, outcome), util::shell_join(job.argv));
   if (outcome.start_error) return text + *outcome.start_error + "\n";
@@ -87,8 +88,9 @@ std::vector<GroupOutcome> Supervisor::run(const std::vector<GroupJob>& jobs, con
     try {
       processes[i] = util::Process::spawn(spec);
       views[i].state = ui::GroupState::kRunning;
-      printer_.line(fmt::format("group {} started: {} tests{}", job.index, job.planned_tests,
-                                job.estimate_seconds > 0 ? ", ~" + util::format_duration(job.estimate_seconds) : ""));
+      printer_.line(
+          fmt::format("group {} started: {} tests{}", job.index, job.planned_tests,
+                      job.estimate_seconds > 0 ? ", ~" + util::format_duration(job.estimate_seconds) : ""));
     } catch (const std::exception& e) {
       outcomes[i].start_error = e.what();
       outcomes[i].ended = outcomes[i].started;
@@ -130,8 +132,8 @@ std::vector<GroupOutcome> Supervisor::run(const std::vector<GroupJob>& jobs, con
         process.signal(SIGINT);
         views[i].detail = "timed out";
       }
-      if (outcomes[i].timed_out && elapsed * 1000 > static_cast<double>(options_.timeout->count() +
-                                                                         options_.kill_grace.count())) {
+      if (outcomes[i].timed_out &&
+          elapsed * 1000 > static_cast<double>(options_.timeout->count() + options_.kill_grace.count())) {
         process.signal(SIGKILL);
       }
     }

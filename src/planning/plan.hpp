@@ -16,7 +16,7 @@ struct Test {
 };
 
 struct Group {
-  int index = 0;                  // 1-based
+  int index = 0;                   // 1-based
   std::vector<std::size_t> tests;  // indices into Plan::tests, in collection order
   double seconds = 0;              // estimated
 };

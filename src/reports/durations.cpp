@@ -53,8 +53,8 @@ void DurationStore::load_test_durations(const std::filesystem::path& path) {
   }
   for (const auto& [id, value] : document.items()) {
     if (!value.is_number()) {
-      throw UsageError(fmt::format("{}: the duration of '{}' must be a number of seconds, not {}", path.string(),
-                                   id, value.dump()));
+      throw UsageError(fmt::format("{}: the duration of '{}' must be a number of seconds, not {}",
+                                   path.string(), id, value.dump()));
     }
     double seconds = value.get<double>();
     if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxSeconds) {
@@ -84,7 +84,9 @@ std::optional<double> DurationStore::lookup(const std::string& id, const JUnitKe
   return std::nullopt;
 }
 
-void DurationStore::set(const std::string& id, double seconds) { by_id_[id] = seconds; }
+void DurationStore::set(const std::string& id, double seconds) {
+  by_id_[id] = seconds;
+}
 
 std::string DurationStore::to_test_durations_json() const {
   nlohmann::ordered_json document = nlohmann::ordered_json::object();

@@ -18,7 +18,7 @@ constexpr const char* kPluginModule = "testfleet_pytest_plugin";
 
 // An option given as `--name=value` or `--name value`: its value, and how many words it took.
 std::optional<std::pair<std::string, std::size_t>> option_value(const std::vector<std::string>& argv,
-                                                                 std::size_t i, std::string_view name) {
+                                                                std::size_t i, std::string_view name) {
   const std::string& word = argv[i];
   if (word.size() > name.size() && word.starts_with(name) && word[name.size()] == '=') {
     return std::make_pair(word.substr(name.size() + 1), std::size_t{1});
@@ -43,10 +43,15 @@ std::string pytest_xml_escape(const std::string& text) {
   std::string out;
   for (std::size_t i = 0; i < text.size();) {
     auto byte = static_cast<unsigned char>(text[i]);
-    std::size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xE ? 3 : (byte >> 3) == 0x1E ? 4 : 1;
+    std::size_t length = byte < 0x80           ? 1
+                         : (byte >> 5) == 0x6  ? 2
+                         : (byte >> 4) == 0xE  ? 3
+                         : (byte >> 3) == 0x1E ? 4
+                                               : 1;
     if (i + length > text.size()) length = 1;
     char32_t code = length == 1 ? byte : byte & (0x7F >> length);
-    for (std::size_t k = 1; k < length; ++k) code = (code << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+    for (std::size_t k = 1; k < length; ++k)
+      code = (code << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
     bool legal = code == 0x09 || code == 0x0A || code == 0x0D || (code >= 0x20 && code <= 0x7E) ||
                  (code >= 0x80 && code <= 0xD7FF) || (code >= 0xE000 && code <= 0xFFFD);
     if (legal) {
@@ -65,7 +70,8 @@ std::string pytest_xml_escape(const std::string& text) {
 bool is_pytest_command(const std::vector<std::string>& argv) {
   if (argv.empty()) return false;
   std::string base = std::filesystem::path(argv[0]).filename().string();
-  if (base == "pytest" || base == "py.test" || std::regex_match(base, std::regex(R"(pytest-?[0-9.]*)"))) return true;
+  if (base == "pytest" || base == "py.test" || std::regex_match(base, std::regex(R"(pytest-?[0-9.]*)")))
+    return true;
   // PYTHON [options] -m pytest: -X and -W take a value of their own.
   for (std::size_t i = 1; i + 1 < argv.size(); ++i) {
     if (argv[i] == "-m") return argv[i + 1] == "pytest";
@@ -127,7 +133,8 @@ PytestRunner::PytestRunner(std::vector<std::string> argv, const std::filesystem:
 
 std::vector<std::string> PytestRunner::python_command() const {
   for (std::size_t i = 1; i + 1 < argv_.size(); ++i) {
-    if (argv_[i] == "-m" && argv_[i + 1] == "pytest") return {argv_.begin(), argv_.begin() + static_cast<std::ptrdiff_t>(i)};
+    if (argv_[i] == "-m" && argv_[i + 1] == "pytest")
+      return {argv_.begin(), argv_.begin() + static_cast<std::ptrdiff_t>(i)};
   }
   std::optional<std::filesystem::path> script = util::find_executable(argv_[0]);
   if (script) {
@@ -240,6 +247,8 @@ GroupReport PytestRunner::read_group(const GroupRequest& group, bool junit_merge
   return report;
 }
 
-reports::JUnitKey PytestRunner::junit_key(const std::string& id) const { return pytest_junit_key(id, junit_prefix_); }
+reports::JUnitKey PytestRunner::junit_key(const std::string& id) const {
+  return pytest_junit_key(id, junit_prefix_);
+}
 
 }  // namespace testfleet::runners

@@ -17,8 +17,8 @@ namespace testfleet::runners {
 
 // Where one command's files are, on the host and as the command sees them inside its environment.
 struct CommandPaths {
-  std::filesystem::path host_dir;    // a directory of this command's own under the reports directory
-  std::filesystem::path inside_dir;  // the same directory as the command sees it
+  std::filesystem::path host_dir;            // a directory of this command's own under the reports directory
+  std::filesystem::path inside_dir;          // the same directory as the command sees it
   std::filesystem::path support_inside_dir;  // testfleet's support files (plugins), as the command sees them
 };
 
@@ -42,7 +42,7 @@ struct GroupRequest {
 struct GroupReport {
   // Tests the group reported, with the outcome and seconds it reported.
   std::map<std::string, reports::TestCaseRecord> finished;
-  std::optional<std::string> running;  // the test it was running when it ended, when known
+  std::optional<std::string> running;      // the test it was running when it ended, when known
   std::vector<std::string> not_collected;  // planned, but the group's runner did not find them
   std::size_t finished_count = 0;          // for progress while it runs
 };

@@ -189,11 +189,11 @@ pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spe
   if (n > 0) {
     int status = 0;
     ::waitpid(pid, &status, 0);
-    static const char* steps[] = {"",      "setpgid", "prctl", "open /dev/null", "dup2",
-                                  "chdir", "setgid",  "setuid", "exec"};
+    static const char* steps[] = {"",       "setpgid", "prctl", "open /dev/null", "dup2", "chdir",
+                                  "setgid", "setuid",  "exec"};
     std::string step = err[0] >= 0 && err[0] <= 8 ? steps[err[0]] : "start";
-    throw InfrastructureError(fmt::format("cannot run {}: {} failed: {}", program.string(), step,
-                                          std::strerror(err[1])));
+    throw InfrastructureError(
+        fmt::format("cannot run {}: {} failed: {}", program.string(), step, std::strerror(err[1])));
   }
   return pid;
 }
@@ -215,7 +215,8 @@ std::optional<std::filesystem::path> find_executable(const std::string& name,
                                                      const std::string& path_variable) {
   auto usable = [](const std::filesystem::path& candidate) {
     struct stat st {};
-    return ::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0;
+    return ::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+           ::access(candidate.c_str(), X_OK) == 0;
   };
   if (name.empty()) return std::nullopt;
   if (name.find('/') != std::string::npos) {
@@ -359,7 +360,8 @@ ExitStatus Process::terminate(std::chrono::milliseconds grace) {
   return *status_;
 }
 
-CommandResult run_command(SpawnSpec spec, std::optional<std::chrono::milliseconds> timeout, bool stdout_only) {
+CommandResult run_command(SpawnSpec spec, std::optional<std::chrono::milliseconds> timeout,
+                          bool stdout_only) {
   spec.output = stdout_only ? OutputMode::kPipeStdout : OutputMode::kPipe;
   Process process = Process::spawn(spec);
   CommandResult result;

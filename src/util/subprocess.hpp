@@ -36,10 +36,10 @@ struct ExitStatus {
 };
 
 enum class OutputMode {
-  kInherit,  // our stdout and stderr
-  kFile,     // stdout and stderr appended to output_file
-  kNull,     // discarded
-  kPipe,     // stdout and stderr into one pipe, read with Process::output_fd()
+  kInherit,     // our stdout and stderr
+  kFile,        // stdout and stderr appended to output_file
+  kNull,        // discarded
+  kPipe,        // stdout and stderr into one pipe, read with Process::output_fd()
   kPipeStdout,  // stdout into the pipe, stderr to ours (a listing that must not mix with diagnostics)
 };
 

@@ -45,7 +45,8 @@ TEST(GitHubAnnotations, AtMostTenThenANotice) {
   summary.files["tests.test_a\x1ftest_0[a|b]"] = "tests/test_a.py";
   std::vector<std::string> lines = ci::github_annotations(summary);
   ASSERT_EQ(lines.size(), 11u);
-  EXPECT_EQ(lines[0].rfind("::error file=tests/test_a.py,title=failed%3A tests.test_a%3A%3Atest_0[a|b]::", 0), 0u)
+  EXPECT_EQ(lines[0].rfind("::error file=tests/test_a.py,title=failed%3A tests.test_a%3A%3Atest_0[a|b]::", 0),
+            0u)
       << lines[0];
   EXPECT_NE(lines[0].find("assert 1 == 2%0Asecond line"), std::string::npos);
   EXPECT_EQ(lines[1].find('\n'), std::string::npos);

@@ -68,7 +68,8 @@ TEST(BuiltinServices, PostgresSettingsAndVariables) {
   std::vector<std::string> command = expand_placeholders(spec.command, values);
   std::string joined;
   for (const std::string& word : command) joined += word + " ";
-  EXPECT_NE(joined.find("-D /tmp/run/group-2/web/data -p 5555 -c unix_socket_directories= "), std::string::npos);
+  EXPECT_NE(joined.find("-D /tmp/run/group-2/web/data -p 5555 -c unix_socket_directories= "),
+            std::string::npos);
   for (const char* setting : {"fsync=off", "synchronous_commit=off", "full_page_writes=off"}) {
     EXPECT_NE(joined.find(setting), std::string::npos) << setting;
   }

@@ -37,7 +37,8 @@ void expect_partition(const Plan& plan) {
   std::vector<int> seen(plan.tests.size(), 0);
   for (const auto& g : plan.groups) {
     EXPECT_FALSE(g.tests.empty()) << "group " << g.index << " is empty";
-    EXPECT_TRUE(std::is_sorted(g.tests.begin(), g.tests.end())) << "group " << g.index << " not in collection order";
+    EXPECT_TRUE(std::is_sorted(g.tests.begin(), g.tests.end()))
+        << "group " << g.index << " not in collection order";
     for (std::size_t t : g.tests) ++seen[t];
   }
   for (std::size_t t = 0; t < seen.size(); ++t) EXPECT_EQ(seen[t], 1) << plan.tests[t].id;
@@ -128,7 +129,8 @@ TEST(Shards, UnionIsTheWholeSuiteWhateverTheOrder) {
   std::mt19937 random(3);
   std::lognormal_distribution<double> duration(0.0, 1.0);
   std::vector<PlannedTest> tests;
-  for (int i = 0; i < 300; ++i) tests.push_back({"t/test_" + std::to_string(i), duration(random), i % 5 == 0});
+  for (int i = 0; i < 300; ++i)
+    tests.push_back({"t/test_" + std::to_string(i), duration(random), i % 5 == 0});
   std::multiset<std::string> all;
   for (int k = 1; k <= 4; ++k) {
     std::vector<PlannedTest> shuffled = tests;

@@ -51,18 +51,21 @@ TEST(DurationStore, HostileFilesAreClearErrors) {
   EXPECT_NE(load(R"({"a": 1e300})").find("between 0 and"), std::string::npos);
   EXPECT_NE(load("NaN").find("d.json:1:"), std::string::npos);
   EXPECT_NE(load("").find("d.json"), std::string::npos);
-  EXPECT_NE(error_of([&] { DurationStore().load_test_durations(dir.path() / "missing.json"); }).find("missing.json"),
+  EXPECT_NE(error_of([&] {
+              DurationStore().load_test_durations(dir.path() / "missing.json");
+            }).find("missing.json"),
             std::string::npos);
 }
 
 TEST(DurationStore, JUnitTimesAnswerByKey) {
   TempDir dir("tf-durations-");
-  write_file_atomic(dir.path() / "unit.xml",
-                    "<testsuites><testsuite name='pytest'>"
-                    "<testcase classname='tests.test_a.TestX' name='test_y[p]' time='1.5'/>"
-                    "<testcase classname='tests.test_a' name='test_z' time='0.5'><failure message='m'/></testcase>"
-                    "<testcase classname='tests.test_a' name='test_z' time='0.75'><error message='teardown'/></testcase>"
-                    "</testsuite></testsuites>");
+  write_file_atomic(
+      dir.path() / "unit.xml",
+      "<testsuites><testsuite name='pytest'>"
+      "<testcase classname='tests.test_a.TestX' name='test_y[p]' time='1.5'/>"
+      "<testcase classname='tests.test_a' name='test_z' time='0.5'><failure message='m'/></testcase>"
+      "<testcase classname='tests.test_a' name='test_z' time='0.75'><error message='teardown'/></testcase>"
+      "</testsuite></testsuites>");
   DurationStore store;
   store.load_junit(dir.path() / "unit.xml");
   JUnitKey key{"tests.test_a.TestX", "test_y[p]"};

@@ -15,7 +15,8 @@ TEST(PytestJUnitKey, MatchesPytestsMangling) {
   EXPECT_EQ(key.classname, "test_top");
   EXPECT_EQ(key.name, "test_f");
   // As pytest writes them: characters above U+FFFD and control characters become "#x..." text.
-  EXPECT_EQ(pytest_junit_key("t.py::test[emoji \U0001F680 \x07 \u00e9]").name, "test[emoji #x1F680 #x07 \u00e9]");
+  EXPECT_EQ(pytest_junit_key("t.py::test[emoji \U0001F680 \x07 \u00e9]").name,
+            "test[emoji #x1F680 #x07 \u00e9]");
   key = pytest_junit_key("a.py::T::test", "prefix");
   EXPECT_EQ(key.classname, "prefix.a.T");
 }
@@ -89,8 +90,8 @@ TEST(PytestRunner, ReadsProgressEvenWhenTheLastLineIsCut) {
 }
 
 TEST(GenericRunner, FillsPlaceholders) {
-  GenericRunner runner({"./runner.py", "--list"}, {"./runner.py", "{tests}", "--junit={junit}", "-g", "{group}/{groups}"},
-                       std::nullopt);
+  GenericRunner runner({"./runner.py", "--list"},
+                       {"./runner.py", "{tests}", "--junit={junit}", "-g", "{group}/{groups}"}, std::nullopt);
   GroupRequest group;
   group.index = 3;
   group.count = 4;
@@ -98,8 +99,8 @@ TEST(GenericRunner, FillsPlaceholders) {
   group.test_ids = {"a b", "c;$d"};
   group.paths = {"/h/group-3", "/i/group-3", "/i/.testfleet"};
   Command command = runner.group_command(group);
-  EXPECT_EQ(command.argv,
-            (std::vector<std::string>{"./runner.py", "a b", "c;$d", "--junit=/i/group-3/junit.xml", "-g", "3/4"}));
+  EXPECT_EQ(command.argv, (std::vector<std::string>{"./runner.py", "a b", "c;$d",
+                                                    "--junit=/i/group-3/junit.xml", "-g", "3/4"}));
 }
 
 TEST(GenericRunner, RejectsCommandsItCannotDriveAndHugeArgv) {
