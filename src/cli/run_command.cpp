@@ -84,11 +84,12 @@ class Cleanup {
 
   std::vector<double> teardown_seconds;
 
-  void teardown_environments() {
-    for (const std::string& what : execution::teardown_all(environments, &teardown_seconds)) {
-      printer_.line("warning: " + what);
-    }
+  // Returns what could not be removed (each also printed as a warning).
+  std::vector<std::string> teardown_environments() {
+    std::vector<std::string> left = execution::teardown_all(environments, &teardown_seconds);
+    for (const std::string& what : left) printer_.line("warning: " + what);
     environments.clear();
+    return left;
   }
   void release() {
     if (released_) return;
@@ -136,6 +137,7 @@ class ProgressCounter {
 // Why a planned test has no result of its own, as the merged report says it.
 std::string missing_cause(const runners::GroupRequest& group, const runners::GroupReport& report,
                           const std::string& id, const std::optional<std::string>& provision_error,
+                          const std::vector<std::string>& environment_problems,
                           const execution::GroupOutcome* outcome, int stop_signal, bool in_container) {
   std::string who = fmt::format("group {}", group.index);
   if (provision_error) return fmt::format("not run: {}'s environment failed: {}", who, *provision_error);
@@ -149,6 +151,11 @@ std::string missing_cause(const runners::GroupRequest& group, const runners::Gro
     if (missing == id) return fmt::format("not run: {}'s runner did not collect this test", who);
   }
   bool was_running = report.running && *report.running == id;
+  if (!environment_problems.empty()) {
+    const std::string first = util::split_lines(environment_problems.front()).front();
+    return was_running ? fmt::format("{} lost its environment while running this test: {}", who, first)
+                       : fmt::format("not run: {}'s environment failed during the run: {}", who, first);
+  }
   double seconds = outcome->ended - outcome->started;
   if (outcome->timed_out) {
     return was_running ? fmt::format("timed out: {} was stopped after {} while running this test", who,
@@ -190,6 +197,7 @@ struct MergeSummary {
 MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& plan,
                           const std::vector<runners::GroupRequest>& groups,
                           const std::vector<std::optional<std::string>>& provision_errors,
+                          const std::vector<std::vector<std::string>>& environment_problems,
                           const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
                           int stop_signal, bool in_container, const RunContext& context,
                           double wall_seconds) {
@@ -215,10 +223,11 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
       record.classname = key.classname;
       record.name = key.name;
       record.outcome = reports::Outcome::kError;
-      record.message =
-          missing_cause(group, report, id, provision_errors[g], outcome, stop_signal, in_container);
+      record.message = missing_cause(group, report, id, provision_errors[g], environment_problems[g], outcome,
+                                     stop_signal, in_container);
       record.text = fmt::format("{}\ntest: {}\ngroup log: {}", record.message, id,
                                 (group.paths.host_dir / "output.log").string());
+      for (const std::string& problem : environment_problems[g]) record.text += "\n\n" + problem;
       merger.add_testcase(runner.junit_suite_name(), record);
       ++summary.synthesized;
     }
@@ -438,6 +447,7 @@ int run_tests(const RunOptions& options) {
   // Prepared once for all groups (images built, a database template made) before anything runs in it.
   double prepare_start = epoch_now();
   backend->prepare(signals.stop_requested());
+  for (const std::filesystem::path& dir : backend->private_dirs()) owner.add_dir(dir);
   times.prepare_seconds = epoch_now() - prepare_start;
 
   // Discover: the tests exactly as the user's own command collects them.
@@ -562,17 +572,35 @@ int run_tests(const RunOptions& options) {
   std::vector<std::optional<execution::GroupOutcome>> outcomes(groups.size());
   for (std::size_t j = 0; j < jobs.size(); ++j) outcomes[job_group[j]] = job_outcomes[j];
 
+  // A server or sidecar that ended while its group ran, an engine that stopped answering: the tests' own
+  // errors only hint at it, so it is named here, and the run is an infrastructure failure.
+  std::vector<std::vector<std::string>> environment_problems(groups.size());
+  if (!signals.stop_requested() && cleanup.environments.size() == groups.size()) {
+    environment_problems = execution::problems_of_all(cleanup.environments);
+  }
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (const std::string& problem : environment_problems[g]) {
+      printer.block(fmt::format("{} group {}: {}", printer.red("FAILED:"), groups[g].index, problem));
+    }
+  }
+
   // The environments go before merging: nothing of theirs is needed any more.
   times.teardown_started = epoch_now();
-  cleanup.teardown_environments();
+  if (!cleanup.teardown_environments().empty()) {
+    owner.keep();
+    printer.line(
+        fmt::format("testfleet: run {} left what the warnings above name; `testfleet clean` removes it "
+                    "once it can be reached (the run stays recorded in {})",
+                    context.run_id, owner.path().string()));
+  }
   times.teardown_ended = epoch_now();
   times.group_teardown_seconds = cleanup.teardown_seconds;
 
   // Merge: one JUnit with every planned test, run or an error naming why it has no result.
   int stop_signal = signals.received();
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  MergeSummary summary = merge_groups(*runner, plan, groups, provision_errors, outcomes, stop_signal,
-                                      backend->name() == "compose", context, wall);
+  MergeSummary summary = merge_groups(*runner, plan, groups, provision_errors, environment_problems, outcomes,
+                                      stop_signal, backend->name() == "compose", context, wall);
 
   // The reports directory is the run's artifact for a fan-in merge of shards: it holds the merged JUnit and
   // this run's durations whatever else the user asked for.
@@ -603,7 +631,10 @@ int run_tests(const RunOptions& options) {
   bool infrastructure_failed = coverage_failed;
   bool group_failed = false;
   for (std::size_t g = 0; g < groups.size(); ++g) {
-    if (provision_errors[g] || (outcomes[g] && outcomes[g]->start_error)) infrastructure_failed = true;
+    if (provision_errors[g] || (outcomes[g] && outcomes[g]->start_error) ||
+        !environment_problems[g].empty()) {
+      infrastructure_failed = true;
+    }
     if (outcomes[g] && !outcomes[g]->status.success()) group_failed = true;
   }
   if (stop_signal != 0) {

@@ -49,7 +49,7 @@ void RunOwner::write() {
 
 RunOwner::~RunOwner() {
   std::error_code ec;
-  if (!path_.empty()) std::filesystem::remove(path_, ec);
+  if (!path_.empty() && !kept_) std::filesystem::remove(path_, ec);
 }
 
 std::vector<AbandonedRun> abandoned_runs() {

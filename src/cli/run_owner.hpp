@@ -21,6 +21,9 @@ class RunOwner {
 
   // A directory of the run's own that `clean` removes if the run is abandoned.
   void add_dir(const std::filesystem::path& dir);
+  // Leaves the record in place when the run ends: it left something `clean` must remove later.
+  void keep() { kept_ = true; }
+  const std::filesystem::path& path() const { return path_; }
 
  private:
   void write();
@@ -30,6 +33,7 @@ class RunOwner {
   std::string backend_;
   std::vector<std::string> docker_hosts_;
   std::vector<std::string> dirs_;
+  bool kept_ = false;
 };
 
 struct AbandonedRun {

@@ -130,6 +130,34 @@ class ComposeEnvironment : public Environment {
     return run_->options.reports_mount / relative;
   }
 
+  std::vector<std::string> problems() noexcept override {
+    std::vector<std::string> found;
+    if (torn_down_) return found;  // nothing was provisioned
+    try {
+      if (!docker_engine_answers(seconds(10), host_)) {
+        found.push_back(fmt::format("{}: its Docker engine stopped answering during the run ({})", label_,
+                                    docker_host_description(host_)));
+        return found;
+      }
+      for (const std::string& sidecar : sidecars_) {
+        for (const std::string& id : service_container_ids(project_, sidecar, host_)) {
+          ContainerState state = inspect_container(id, host_);
+          std::string name = state.name.empty() ? id.substr(0, 12) : state.name;
+          if (state.status == "running" && state.health != "unhealthy") continue;
+          std::string what = state.status == "running"
+                                 ? std::string("became unhealthy")
+                                 : fmt::format("{} with code {}", state.status == "dead" ? "died" : "exited",
+                                               state.exit_code);
+          found.push_back(fmt::format("sidecar {} (container {}) {} during the run; its last log lines:\n{}",
+                                      sidecar, name, what, container_log_tail(id, 10, host_)));
+        }
+      }
+    } catch (const std::exception& error) {
+      found.push_back(fmt::format("{}: cannot inspect its sidecars: {}", label_, error.what()));
+    }
+    return found;
+  }
+
   std::vector<std::string> teardown() noexcept override {
     if (torn_down_) return {};
     std::vector<std::string> leftovers;
@@ -385,6 +413,11 @@ class ComposeBackend : public Backend {
     return std::make_unique<ComposeEnvironment>(
         prepared(slot), slot, compose_project_name(slot.run_id, fmt::format("g{}", slot.index)),
         run_->sidecars, hosts_[host]);
+  }
+
+  std::vector<std::filesystem::path> private_dirs() const override {
+    if (!state_dir_) return {};
+    return {state_dir_->path()};
   }
 
   std::vector<std::string> finish() noexcept override {

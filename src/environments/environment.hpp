@@ -54,6 +54,11 @@ class Environment {
     return host_path;
   }
 
+  // What failed in the environment while its group ran, one line each (a server or sidecar that ended, an
+  // engine that stopped answering); empty when all is well. Called after the group ended, before
+  // teardown(); never throws.
+  virtual std::vector<std::string> problems() noexcept { return {}; }
+
   // Stops and removes everything it started; safe to call twice and on a half-provisioned environment;
   // never throws. Returns what it could not remove (empty when all is gone).
   virtual std::vector<std::string> teardown() noexcept = 0;
@@ -71,6 +76,10 @@ class Backend {
   virtual std::unique_ptr<Environment> discovery_environment(const GroupSlot& slot) = 0;
 
   virtual std::unique_ptr<Environment> create(const GroupSlot& slot) = 0;
+
+  // Directories of this run's own on the host that must go if testfleet is SIGKILLed before finish()
+  // (`testfleet clean` removes them); known once prepare() returned.
+  virtual std::vector<std::filesystem::path> private_dirs() const { return {}; }
 
   // Removes what prepare() made; never throws. Returns what it could not remove.
   virtual std::vector<std::string> finish() noexcept = 0;

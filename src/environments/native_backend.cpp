@@ -119,6 +119,20 @@ class NativeEnvironment : public Environment {
     return out;
   }
 
+  std::vector<std::string> problems() noexcept override {
+    std::vector<std::string> found;
+    if (!ready_.load()) return found;
+    for (const std::unique_ptr<Server>& server : servers_) {
+      try {
+        if (std::optional<std::string> ended = server->ended_early()) found.push_back(std::move(*ended));
+      } catch (const std::exception& error) {
+        found.push_back(
+            fmt::format("{}: cannot tell whether it still runs: {}", server->describe(), error.what()));
+      }
+    }
+    return found;
+  }
+
   std::vector<std::string> teardown() noexcept override {
     ready_ = false;
     std::vector<std::string> failures;

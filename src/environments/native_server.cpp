@@ -424,6 +424,14 @@ std::vector<std::string> Server::stop() noexcept {
   return failures;
 }
 
+std::optional<std::string> Server::ended_early() {
+  if (!process_.running() && !process_.status()) return std::nullopt;  // never started
+  std::optional<util::ExitStatus> status = process_.try_wait();
+  if (!status) return std::nullopt;
+  return fmt::format("{} ended during the run ({}); the end of its output:\n{}", describe(),
+                     status->describe(), log_tail(10));
+}
+
 std::string Server::describe() const {
   std::vector<std::string> ports;
   for (const auto& entry : placeholders_.ports) ports.push_back(fmt::format("127.0.0.1:{}", entry.second));

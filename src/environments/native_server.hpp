@@ -110,6 +110,10 @@ class Server {
   // in its directory. Safe to call twice. Returns what it could not stop.
   std::vector<std::string> stop() noexcept;
 
+  // Why the server is no longer serving when it ended after it was ready: "redis 127.0.0.1:34461 ended
+  // during the run (killed by SIGKILL); the end of its output: ...". Empty while it runs.
+  std::optional<std::string> ended_early();
+
   const std::string& name() const { return setup_.spec->name; }
   // "postgres 127.0.0.1:41234"
   std::string describe() const;

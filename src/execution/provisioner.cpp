@@ -61,6 +61,18 @@ std::vector<ProvisionResult> provision_all(
   return results;
 }
 
+std::vector<std::vector<std::string>> problems_of_all(
+    std::vector<std::unique_ptr<environments::Environment>>& environments) {
+  std::vector<std::vector<std::string>> found(environments.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < environments.size(); ++i) {
+    if (!environments[i]) continue;
+    threads.emplace_back([&, i] { found[i] = environments[i]->problems(); });
+  }
+  for (std::thread& t : threads) t.join();
+  return found;
+}
+
 std::vector<std::string> teardown_all(std::vector<std::unique_ptr<environments::Environment>>& environments,
                                       std::vector<double>* seconds) {
   std::vector<std::vector<std::string>> leftovers(environments.size());

@@ -22,6 +22,10 @@ std::vector<ProvisionResult> provision_all(
     std::vector<std::unique_ptr<environments::Environment>>& environments, const std::atomic<bool>& cancel,
     ui::StatusPrinter& printer);
 
+// Asks every environment concurrently what failed in it while its group ran (Environment::problems()).
+std::vector<std::vector<std::string>> problems_of_all(
+    std::vector<std::unique_ptr<environments::Environment>>& environments);
+
 // Tears every environment down concurrently; returns what could not be removed. `seconds`, when given,
 // receives how long each environment took.
 std::vector<std::string> teardown_all(std::vector<std::unique_ptr<environments::Environment>>& environments,

@@ -2,12 +2,17 @@
 // set before any thread starts, and threads inherit it) and taken by one watcher thread with sigwaitinfo,
 // which records them; loops everywhere poll `received()`. No handler runs at an arbitrary point, so there is
 // no race between a flag being set and a loop reading it. SIGPIPE is ignored: a closed pipe is an error
-// return, not a death. Children get every signal back at its default (util::Process).
+// return, not a death. A stop signal the caller ignored (nohup's SIGHUP, the SIGINT of a script's background
+// job) is left ignored, here and in our children. Children get every other signal back at its default
+// (util::Process).
 #pragma once
 
 #include <atomic>
 
 namespace testfleet::util {
+
+// Whether `sig` was ignored when SignalWatcher::start() ran (and so stays ignored, in children too).
+bool ignored_by_caller(int sig);
 
 class SignalWatcher {
  public:

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "util/error.hpp"
+#include "util/signals.hpp"
 #include "util/strings.hpp"
 
 extern char** environ;
@@ -121,7 +122,9 @@ pid_t spawn_with_posix_spawn(const std::filesystem::path& program, const SpawnSp
   posix_spawnattr_setsigmask(&attr, &empty);
   sigset_t defaults;
   sigemptyset(&defaults);
-  for (int sig : handled_signals()) sigaddset(&defaults, sig);
+  for (int sig : handled_signals()) {
+    if (!ignored_by_caller(sig)) sigaddset(&defaults, sig);
+  }
   posix_spawnattr_setsigdefault(&attr, &defaults);
 
   pid_t pid = -1;
@@ -172,7 +175,9 @@ pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spe
       if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(2);
       if (::getppid() != parent) ::_exit(127);
     }
-    for (int sig : handled_signals()) ::signal(sig, SIG_DFL);
+    for (int sig : handled_signals()) {
+      if (!ignored_by_caller(sig)) ::signal(sig, SIG_DFL);
+    }
     sigset_t empty;
     sigemptyset(&empty);
     ::sigprocmask(SIG_SETMASK, &empty, nullptr);

@@ -137,7 +137,6 @@ def test_killed_segfaulting_and_hung_groups(matrix):
     assert_nothing_left(scenario)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, open in issue 6: a sidecar that dies mid-run is not named and the run exits 1, not 3 (needs Environment::problems())")
 def test_sidecar_killed_mid_run(matrix):
     scenario = matrix["sidecar"]
     assert not scenario.problems, scenario.problems
@@ -175,7 +174,6 @@ def test_full_reports_filesystem(matrix):
     assert_nothing_left(scenario)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, open in issue 6: an engine lost mid-run exits 1, not 3, and its leftovers are not named")
 def test_engine_unreachable_mid_run(matrix):
     if "unreachable" not in matrix:
         pytest.fail(f"DOCKER_HOST={os.environ.get('DOCKER_HOST')} is not a Unix socket: no proxy to kill")
@@ -196,7 +194,6 @@ def test_engine_unreachable_mid_run(matrix):
     assert left == [], "\n".join(left)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, open in issue 6: clean does not remove a SIGKILLed compose run's runtime directory TMPDIR/testfleet-compose-*")
 def test_sigkill_of_testfleet_then_clean(testfleet, tmp_path):
     require_docker()
     project, sandbox, launched = start(testfleet, tmp_path, {1: "hang", 2: "hang"}, ["-n", "2"])

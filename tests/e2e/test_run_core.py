@@ -137,6 +137,28 @@ def test_ctrl_c_leaves_no_child_and_merges_partial_results(testfleet, tmp_path, 
     assert "interrupted" in (project / "unit.xml").read_text()
 
 
+def test_a_signal_the_caller_ignores_stays_ignored(testfleet, tmp_path, serial_cases):
+    """Under `nohup` (SIGHUP ignored) a SIGHUP neither stops the run nor reaches the groups' tests."""
+    project = copy_fixture("basic", tmp_path)
+    proc = subprocess.Popen([testfleet, "run", "-n", "2", "--", "pytest", "--junit-xml=unit.xml", "tests"],
+                            cwd=project, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        reports = project / "testfleet-reports"
+        wait_for(lambda: any(p.exists() and '"event": "test"' in p.read_text()
+                             for p in reports.glob("group-*/progress.jsonl")), what="a finished test")
+        os.killpg(proc.pid, signal.SIGHUP)  # testfleet and every group's pytest
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, output  # the basic fixture's own failures, not 129
+    assert "SIGHUP" not in output, output
+    merged = junit_cases(project / "unit.xml")
+    assert merged == serial_cases
+
+
 def test_timeout_stops_a_hung_group_and_names_the_test(testfleet, tmp_path):
     project = copy_fixture("basic", tmp_path)
     result = run([testfleet, "run", "-n", "2", "--timeout", "8", "--kill-grace", "2", "--", "pytest",

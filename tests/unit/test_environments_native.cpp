@@ -294,6 +294,28 @@ TEST_F(NativeBackendTest, DestructorStopsEverything) {
   EXPECT_FALSE(std::filesystem::exists(temp_.path() / "state" / "runs" / "destructor.json"));
 }
 
+TEST_F(NativeBackendTest, AServerThatEndsDuringTheRunIsAProblemNamingIt) {
+  std::unique_ptr<Backend> backend = make_native_backend(options({redis_service()}, "problems"));
+  backend->prepare(cancel_);
+  std::unique_ptr<Environment> environment = backend->create(slot(1, 1, "problems"));
+  environment->provision(cancel_);
+  EXPECT_EQ(environment->problems(), std::vector<std::string>{});
+  RunFiles state = read_state(temp_.path() / "state", "problems");
+  ASSERT_EQ(state.pids.size(), 1u);
+  ASSERT_EQ(::kill(state.pids[0], SIGKILL), 0);
+  std::vector<std::string> problems;
+  for (int i = 0; i < 500 && problems.empty(); ++i) {
+    std::this_thread::sleep_for(10ms);
+    problems = environment->problems();
+  }
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("redis 127.0.0.1:"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("ended during the run (killed by SIGKILL)"), std::string::npos) << problems[0];
+  EXPECT_EQ(environment->teardown(), std::vector<std::string>{});
+  EXPECT_EQ(environment->problems(), std::vector<std::string>{});  // nothing left to ask after teardown
+  EXPECT_EQ(backend->finish(), std::vector<std::string>{});
+}
+
 TEST_F(NativeBackendTest, EnvironmentMayOutliveTheBackend) {
   std::unique_ptr<Backend> backend = make_native_backend(options({redis_service()}, "outlive"));
   backend->prepare(cancel_);
