@@ -28,6 +28,8 @@ add_custom_command(OUTPUT ${TESTFLEET_MAN_PAGE}
 add_custom_target(testfleet_man ALL DEPENDS ${TESTFLEET_MAN_PAGE})
 install(FILES ${TESTFLEET_MAN_PAGE} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# Debian's place for the licence: /usr/share/doc/<package>/copyright.
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
 
 if(TESTFLEET_STATIC)
   find_program(TESTFLEET_WHEEL_PYTHON NAMES python3 REQUIRED)
@@ -49,7 +51,10 @@ string(CONCAT CPACK_PACKAGE_DESCRIPTION
     "testfleet splits a test suite (pytest, or any runner that can list its tests) into groups balanced by "
     "past durations, runs every group in its own environment (its own PostgreSQL and Redis processes, or its "
     "own docker compose project), supervises them, and merges their JUnit XML and coverage into one report.")
-set(TESTFLEET_PACKAGE_MAINTAINER "testfleet maintainers" CACHE STRING "The Maintainer field of the .deb")
+# Debian's form "Name <address>": the address the project's maintainers commit with.
+set(TESTFLEET_PACKAGE_MAINTAINER "testfleet maintainers <maintainers@users.noreply.r-seed-c8247dde.example>"
+    CACHE STRING "The Maintainer field of the .deb")
+set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_PACKAGE_CONTACT "${TESTFLEET_PACKAGE_MAINTAINER}")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_GENERATOR TGZ DEB)

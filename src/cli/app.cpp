@@ -189,7 +189,9 @@ int main(int argc, char** argv) {
   std::string merge_kind;
   std::string merge_out;
   std::vector<std::string> merge_inputs;
-  CLI::App* merge = app.add_subcommand("merge", "Merge report files into one: junit, cobertura or lcov");
+  CLI::App* merge = app.add_subcommand(
+      "merge",
+      "Merge report files into one (junit, cobertura, lcov), or CI shards' reports directories (runs)");
   std::string merge_durations;
   merge
       ->add_option(
@@ -228,6 +230,9 @@ int main(int argc, char** argv) {
   CLI::App* report =
       app.add_subcommand("report", "Make the HTML report (report.html) again from a reports directory");
   report->add_option("dir", report_dir, "The reports directory of a run (default: testfleet-reports)");
+  report->footer(
+      "\nExamples:\n  testfleet report\n  testfleet report ci-artifacts/testfleet-reports\n\nExit codes: 0 "
+      "written (its path is printed), 2 not the reports directory of a run.");
 
   HelpRequest help_request;
   CLI::App* help = add_help_command(app, help_request);
@@ -245,6 +250,10 @@ int main(int argc, char** argv) {
       "(careful: other machines' live runs on a shared engine too)");
   clean->add_option("--docker-host", clean_hosts, "Docker engine(s) for --all (default: DOCKER_HOST)")
       ->allow_extra_args(false);
+  clean->footer(
+      "\nExamples:\n  testfleet clean --dry-run\n  testfleet clean\n  testfleet clean --all --docker-host "
+      "ssh://ci@docker-2\n\nExit codes: 0 nothing was left (or all of it is removed), 3 something could not "
+      "be removed (each named).");
 
   // `wait A B -- CMD`: CLI11 gives everything after -- to the last positional, so split it off first.
   std::vector<std::string> args(argv + 1, argv + argc);

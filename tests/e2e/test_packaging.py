@@ -225,14 +225,17 @@ def test_deb_installs_and_removes_cleanly(docker, static_build, tmp_path):
     assert len(debs) == 1, list(out.iterdir())
     deb = debs[0]
     assert deb.name == f"testfleet_{project_version()}_amd64.deb"
-    info = check(run(["dpkg-deb", "--field", deb, "Package", "Version", "Architecture", "Depends"], cwd=tmp_path),
-                 "dpkg-deb --field").stdout
+    info = check(run(["dpkg-deb", "--field", deb, "Package", "Version", "Architecture", "Depends", "Maintainer"],
+                     cwd=tmp_path), "dpkg-deb --field").stdout
+    # Debian policy 5.6.2: "Name <address>".
+    assert re.search(r"^Maintainer: [^<>\n]+ <[^@<>\s]+@[^@<>\s]+>$", info, re.M), info
     assert "Package: testfleet" in info and f"Version: {project_version()}" in info
     assert "Depends:" not in info, "the static package must depend on nothing"
     description = check(run(["dpkg-deb", "--field", deb, "Description"], cwd=tmp_path), "dpkg-deb --field").stdout
     assert "groups" in description and ";" not in description, description
     contents = check(run(["dpkg-deb", "--contents", deb], cwd=tmp_path), "dpkg-deb --contents").stdout
     assert "./usr/bin/testfleet" in contents and "./usr/share/man/man1/testfleet.1.gz" in contents
+    assert "./usr/share/doc/testfleet/copyright" in contents, contents  # Debian policy 12.5
 
     images = check(docker_run("images", "--format", "{{.Repository}}:{{.Tag}}"), "docker images").stdout.split()
     if DEBIAN_IMAGE not in images:
