@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <vector>
 
 #include "reports/junit.hpp"
 #include "util/error.hpp"
@@ -35,33 +38,103 @@ std::string line_and_column(const std::string& text, std::size_t byte) {
 
 }  // namespace
 
-void DurationStore::load_test_durations(const std::filesystem::path& path) {
-  std::string text = util::read_file(path);
-  nlohmann::json document;
-  try {
-    document = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+namespace {
+
+// Reads `.test_durations` as it streams by (no document is built: a file of a million tests is read at
+// the speed of its bytes). Only a flat object of numbers is accepted; the first problem stops the parse.
+class DurationsReader : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  using Map = std::unordered_map<std::string, double>;
+  DurationsReader(const std::filesystem::path& path, const std::string& text, Map& out)
+      : path_(path), text_(text), out_(out) {}
+
+  // Empty while the file is good.
+  const std::string& error() const { return error_; }
+
+  bool null() override { return not_a_number("null"); }
+  bool boolean(bool value) override { return not_a_number(value ? "true" : "false"); }
+  bool number_integer(number_integer_t value) override {
+    return number(static_cast<double>(value), std::to_string(value));
+  }
+  bool number_unsigned(number_unsigned_t value) override {
+    return number(static_cast<double>(value), std::to_string(value));
+  }
+  bool number_float(number_float_t value, const string_t& text) override { return number(value, text); }
+  bool string(string_t& value) override { return not_a_number(nlohmann::json(value).dump()); }
+  bool binary(binary_t&) override { return not_a_number("binary data"); }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) {
+      depth_ = 1;
+      return true;
+    }
+    return not_a_number("an object");
+  }
+  bool key(string_t& value) override {
+    key_ = std::move(value);
+    return true;
+  }
+  bool end_object() override {
+    depth_ = 0;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    return depth_ == 0 ? not_an_object("an array") : not_a_number("an array");
+  }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
     std::string what = e.what();
     std::size_t pos = what.find("error");
-    throw UsageError(fmt::format("{}:{}: not a valid durations file: {}", path.string(),
-                                 line_and_column(text, e.byte > 0 ? e.byte - 1 : 0),
-                                 pos == std::string::npos ? what : what.substr(pos)));
+    error_ = fmt::format("{}:{}: not a valid durations file: {}", path_.string(),
+                         line_and_column(text_, position > 0 ? position - 1 : 0),
+                         pos == std::string::npos ? what : what.substr(pos));
+    return false;
   }
-  if (!document.is_object()) {
-    throw UsageError(fmt::format("{}: a durations file must hold a JSON object of test ID to seconds, not {}",
-                                 path.string(), document.type_name()));
-  }
-  for (const auto& [id, value] : document.items()) {
-    if (!value.is_number()) {
-      throw UsageError(fmt::format("{}: the duration of '{}' must be a number of seconds, not {}",
-                                   path.string(), id, value.dump()));
-    }
-    double seconds = value.get<double>();
+
+ private:
+  bool number(double seconds, const std::string& text) {
+    if (depth_ == 0) return not_an_object("a number");
     if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxSeconds) {
-      throw UsageError(fmt::format("{}: the duration of '{}' is {}: it must be between 0 and {} seconds",
-                                   path.string(), id, value.dump(), kMaxSeconds));
+      error_ = fmt::format("{}: the duration of '{}' is {}: it must be between 0 and {} seconds",
+                           path_.string(), key_, text, kMaxSeconds);
+      return false;
     }
-    by_id_[id] = seconds;
+    out_.insert_or_assign(std::move(key_), seconds);  // a key given twice: the last value, as JSON parsers do
+    return true;
+  }
+  bool not_a_number(const std::string& what) {
+    if (depth_ == 0) return not_an_object(what);
+    error_ = fmt::format("{}: the duration of '{}' must be a number of seconds, not {}", path_.string(), key_,
+                         what);
+    return false;
+  }
+  bool not_an_object(const std::string& what) {
+    error_ = fmt::format("{}: a durations file must hold a JSON object of test ID to seconds, not {}",
+                         path_.string(), what);
+    return false;
+  }
+
+  const std::filesystem::path& path_;
+  const std::string& text_;
+  Map& out_;
+  int depth_ = 0;
+  std::string key_;
+  std::string error_;
+};
+
+}  // namespace
+
+void DurationStore::load_test_durations(const std::filesystem::path& path) {
+  std::string text = util::read_file(path);
+  DurationsReader::Map read;
+  read.reserve(text.size() / 64);
+  DurationsReader reader(path, text, read);
+  bool parsed = nlohmann::json::sax_parse(text, &reader);
+  if (!reader.error().empty()) throw UsageError(reader.error());
+  if (!parsed) throw UsageError(fmt::format("{}: not a valid durations file", path.string()));
+  if (by_id_.empty()) {
+    by_id_ = std::move(read);
+  } else {
+    for (auto& [id, seconds] : read) by_id_.insert_or_assign(id, seconds);
   }
 }
 
@@ -89,8 +162,12 @@ void DurationStore::set(const std::string& id, double seconds) {
 }
 
 std::string DurationStore::to_test_durations_json() const {
+  std::vector<const std::pair<const std::string, double>*> sorted;
+  sorted.reserve(by_id_.size());
+  for (const auto& entry : by_id_) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
   nlohmann::ordered_json document = nlohmann::ordered_json::object();
-  for (const auto& [id, seconds] : by_id_) document[id] = seconds;
+  for (const auto* entry : sorted) document[entry->first] = entry->second;
   return document.dump(4, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 

@@ -28,13 +28,14 @@ class DurationStore {
 
   void set(const std::string& id, double seconds);
   std::size_t size() const { return by_id_.size(); }
-  const std::map<std::string, double>& entries() const { return by_id_; }
+  // In no particular order.
+  const std::unordered_map<std::string, double>& entries() const { return by_id_; }
 
   // pytest-split's format: sorted keys, indent 4.
   std::string to_test_durations_json() const;
 
  private:
-  std::map<std::string, double> by_id_;
+  std::unordered_map<std::string, double> by_id_;
   std::unordered_map<std::string, double> by_junit_key_;
 };
 

@@ -57,6 +57,38 @@ TEST(DurationStore, HostileFilesAreClearErrors) {
             std::string::npos);
 }
 
+TEST(DurationStore, OnlyAFlatObjectOfNumbersIsADurationsFile) {
+  TempDir dir("tf-durations-");
+  auto load = [&](const std::string& content) {
+    write_file_atomic(dir.path() / "d.json", content);
+    return error_of([&] { DurationStore().load_test_durations(dir.path() / "d.json"); });
+  };
+  EXPECT_NE(load(R"({"a": {"b": 1}})").find("'a' must be a number of seconds, not an object"),
+            std::string::npos);
+  EXPECT_NE(load(R"({"a": [1]})").find("'a' must be a number of seconds, not an array"), std::string::npos);
+  EXPECT_NE(load(R"({"a": null})").find("not null"), std::string::npos);
+  EXPECT_NE(load(R"({"a": true})").find("not true"), std::string::npos);
+  EXPECT_NE(load("42").find("JSON object of test ID to seconds, not a number"), std::string::npos);
+  EXPECT_NE(load(R"("x")").find("JSON object"), std::string::npos);
+  EXPECT_NE(load(R"({"a": 1} {"b": 2})").find("d.json:1:"), std::string::npos);
+  EXPECT_NE(load(std::string(100000, '[')).find("JSON object"), std::string::npos);
+  EXPECT_NE(load(R"({"a": 1e400})").find("d.json:1:"), std::string::npos);  // overflows: not a number
+  EXPECT_EQ(load("{}"), "");
+}
+
+TEST(DurationStore, AKeyGivenTwiceTakesItsLastValueAndLaterFilesWin) {
+  TempDir dir("tf-durations-");
+  write_file_atomic(dir.path() / "one.json", R"({"t": 1, "u": 2, "t": 3})");
+  write_file_atomic(dir.path() / "two.json", R"({"u": 5, "v": 0})");
+  DurationStore store;
+  store.load_test_durations(dir.path() / "one.json");
+  EXPECT_DOUBLE_EQ(*store.lookup("t"), 3);
+  store.load_test_durations(dir.path() / "two.json");
+  EXPECT_EQ(store.size(), 3u);
+  EXPECT_DOUBLE_EQ(*store.lookup("u"), 5);
+  EXPECT_DOUBLE_EQ(*store.lookup("v"), 0);
+}
+
 TEST(DurationStore, JUnitTimesAnswerByKey) {
   TempDir dir("tf-durations-");
   write_file_atomic(
