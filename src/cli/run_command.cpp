@@ -243,6 +243,26 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
   return summary;
 }
 
+// Every group that ran shows "merging" (with how it ended) until the summary: teardown, the merge and the
+// coverage reports can take a while after the last group ended.
+void show_merging(ui::StatusPrinter& printer, const execution::Supervisor& supervisor) {
+  std::vector<ui::GroupView> views = supervisor.views();
+  std::size_t merging = 0;
+  for (ui::GroupView& view : views) {
+    if (view.state != ui::GroupState::kPassed && view.state != ui::GroupState::kFailed) continue;
+    std::string outcome(view.state == ui::GroupState::kPassed ? "passed" : "failed");
+    view.detail = view.detail.empty() ? outcome : outcome + ", " + view.detail;
+    view.state = ui::GroupState::kMerging;
+    ++merging;
+  }
+  if (merging == 0) return;
+  if (printer.smart()) {
+    printer.status(views, supervisor.elapsed());
+  } else {
+    printer.line(fmt::format("merging the reports of {} groups", merging));
+  }
+}
+
 double epoch_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -571,6 +591,7 @@ int run_tests(const RunOptions& options) {
       supervisor.run(jobs, signals.stop_requested(), [&signals] { return signals.received(); });
   std::vector<std::optional<execution::GroupOutcome>> outcomes(groups.size());
   for (std::size_t j = 0; j < jobs.size(); ++j) outcomes[job_group[j]] = job_outcomes[j];
+  show_merging(printer, supervisor);
 
   // A server or sidecar that ended while its group ran, an engine that stopped answering: the tests' own
   // errors only hint at it, so it is named here, and the run is an infrastructure failure.
@@ -637,6 +658,7 @@ int run_tests(const RunOptions& options) {
     }
     if (outcomes[g] && !outcomes[g]->status.success()) group_failed = true;
   }
+  printer.clear();  // the status area ends with the merge; the summary is the last word
   if (stop_signal != 0) {
     printer.line(
         fmt::format("testfleet: interrupted by {}: the partial results are merged, every test without a "

@@ -69,9 +69,11 @@ void Supervisor::report_end(const GroupJob& job, const GroupOutcome& outcome) {
 std::vector<GroupOutcome> Supervisor::run(const std::vector<GroupJob>& jobs, const std::atomic<bool>& stop,
                                           const std::function<int()>& stop_signal) {
   Clock::time_point start = Clock::now();
+  started_ = start;
   std::vector<GroupOutcome> outcomes(jobs.size());
   std::vector<util::Process> processes(jobs.size());
-  std::vector<ui::GroupView> views(jobs.size());
+  views_.assign(jobs.size(), ui::GroupView{});
+  std::vector<ui::GroupView>& views = views_;
 
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const GroupJob& job = jobs[i];
@@ -165,8 +167,12 @@ std::vector<GroupOutcome> Supervisor::run(const std::vector<GroupJob>& jobs, con
     }
     std::this_thread::sleep_for(kPollInterval);
   }
-  printer_.clear();
+  printer_.status(views, seconds_since(start));
   return outcomes;
+}
+
+double Supervisor::elapsed() const {
+  return started_ == Clock::time_point{} ? 0.0 : seconds_since(started_);
 }
 
 }  // namespace testfleet::execution

@@ -50,14 +50,21 @@ class Supervisor {
   Supervisor(ui::StatusPrinter& printer, SupervisorOptions options) : printer_(printer), options_(options) {}
 
   // Runs every job to its end. `stop` is the watcher's flag and `stop_signal` tells which signal to forward.
+  // The status area stays drawn with every group's final state: what follows (merging) redraws or clears it.
   std::vector<GroupOutcome> run(const std::vector<GroupJob>& jobs, const std::atomic<bool>& stop,
                                 const std::function<int()>& stop_signal);
+
+  // The groups as the status area last showed them, and the seconds since run() started.
+  const std::vector<ui::GroupView>& views() const { return views_; }
+  double elapsed() const;
 
  private:
   void report_end(const GroupJob& job, const GroupOutcome& outcome);
 
   ui::StatusPrinter& printer_;
   SupervisorOptions options_;
+  std::vector<ui::GroupView> views_;
+  std::chrono::steady_clock::time_point started_{};
 };
 
 // The ninja-style block printed after a failed group: `FAILED: group 3 [exit 1]`, the command, its output.

@@ -64,8 +64,10 @@ std::string bar(double fraction, std::size_t cells) {
   return std::string(filled, '#') + std::string(cells - filled, '.');
 }
 
+// A merging group has run to its end: only its reports are still being read.
 bool ended(const GroupView& group) {
-  return group.state == GroupState::kPassed || group.state == GroupState::kFailed;
+  return group.state == GroupState::kPassed || group.state == GroupState::kFailed ||
+         group.state == GroupState::kMerging;
 }
 
 // Which groups get a line when not all fit: those that are doing something or failed, then those
@@ -222,10 +224,12 @@ std::vector<std::string> StatusPrinter::layout(const std::vector<GroupView>& gro
   std::size_t done = 0;
   std::size_t total = 0;
   std::size_t finished_groups = 0;
+  bool merging = false;
   for (const GroupView& g : groups) {
     done += g.done;
     total += g.total;
     if (ended(g)) ++finished_groups;
+    merging |= g.state == GroupState::kMerging;
   }
 
   std::vector<std::size_t> shown(groups.size());
@@ -262,25 +266,34 @@ std::vector<std::string> StatusPrinter::layout(const std::vector<GroupView>& gro
         columns));
   }
   if (summarize && group_lines > 0) {
-    std::size_t hidden[3] = {0, 0, 0};
+    // busy, merging, waiting, done
+    std::size_t hidden[4] = {0, 0, 0, 0};
     for (std::size_t i = 0; i < groups.size(); ++i) {
-      if (!std::binary_search(shown.begin(), shown.end(), i)) ++hidden[display_priority(groups[i])];
+      if (std::binary_search(shown.begin(), shown.end(), i)) continue;
+      GroupState state = groups[i].state;
+      ++hidden[state == GroupState::kMerging   ? 1
+               : state == GroupState::kWaiting ? 2
+               : state == GroupState::kPassed  ? 3
+                                               : 0];
     }
     std::vector<std::string> parts;
     if (hidden[0] > 0) parts.push_back(fmt::format("{} busy", hidden[0]));
-    if (hidden[1] > 0) parts.push_back(fmt::format("{} waiting", hidden[1]));
-    if (hidden[2] > 0) parts.push_back(fmt::format("{} done", hidden[2]));
+    if (hidden[1] > 0) parts.push_back(fmt::format("{} merging", hidden[1]));
+    if (hidden[2] > 0) parts.push_back(fmt::format("{} waiting", hidden[2]));
+    if (hidden[3] > 0) parts.push_back(fmt::format("{} done", hidden[3]));
     lines.push_back(elide(
         fmt::format("  \u2026 {} more groups: {}", groups.size() - shown.size(), util::join(parts, ", ")),
         columns));
   }
   std::optional<double> remaining = remaining_seconds(groups);
-  lines.push_back(elide(
-      fmt::format(
-          "{} {}/{} groups done, {}/{} tests, {} elapsed{}", bold("testfleet:"), finished_groups,
-          groups.size(), done, total, util::format_duration(elapsed),
-          finished_groups < groups.size() && remaining ? ", ETA ~" + util::format_duration(*remaining) : ""),
-      columns));
+  lines.push_back(
+      elide(fmt::format("{} {}/{} groups done, {}/{} tests, {} elapsed{}", bold("testfleet:"),
+                        finished_groups, groups.size(), done, total, util::format_duration(elapsed),
+                        merging ? std::string(", merging their reports")
+                        : finished_groups < groups.size() && remaining
+                            ? ", ETA ~" + util::format_duration(*remaining)
+                            : ""),
+            columns));
   return lines;
 }
 

@@ -170,6 +170,7 @@ def test_every_redraw_climbs_over_the_previous_area_only(testfleet, tmp_path):
     erases = list(erase.finditer(output))
     assert len(erases) >= 5, output[-3000:]
     saw_summary = False
+    merging_areas = []
     previous_end = 0
     for match in erases:
         climbed = int(match.group(1))
@@ -186,7 +187,17 @@ def test_every_redraw_climbs_over_the_previous_area_only(testfleet, tmp_path):
         for line in area:
             assert len(line) <= columns - 1, line
         saw_summary |= any(MORE_LINE.match(line) for line in area)
+        if any(GROUP_LINE.match(line) and " merging " in line for line in area):
+            merging_areas.append(area)
     assert saw_summary
+    # Once every group ended, the area says its reports are being merged, each group with how it ended.
+    assert merging_areas, "the status area never showed the merge"
+    for area in merging_areas:
+        assert TOTAL_LINE.match(area[-1]).group(1) == "6", area
+        groups = [line for line in area if GROUP_LINE.match(line)]
+        assert all(" merging " in line for line in groups), area
+        hidden = [line for line in area if MORE_LINE.match(line)]
+        assert all(re.search(r": \d+ merging$", line) for line in hidden), area
     # Cleared at the end: nothing of the area after the last climb.
     tail = ANSI.sub("", output[erases[-1].end():]).split("\r\n")
     assert not any(is_status(line) for line in tail), tail

@@ -298,6 +298,28 @@ TEST_F(StatusPrinterTest, NeverTallerThanTheScreen) {
   EXPECT_THAT(lines[5], StartsWith("testfleet: 10/12 groups done"));
 }
 
+TEST_F(StatusPrinterTest, MergingGroupsCountAsDoneAndTheTotalLineSaysSo) {
+  Pty pty(120, 7);
+  Screen screen(120, 7);
+  StatusPrinter printer(StatusPrinter::Mode::kSmart, pty.file());
+  std::vector<GroupView> views;
+  for (int i = 1; i <= 5; ++i) {
+    views.push_back(group(i, GroupState::kMerging, 10, 10));
+    views.back().detail = "passed";
+  }
+  views[1].detail = "failed, exit 1";
+  printer.status(views, 12);
+  screen.feed(pty.read());
+  std::vector<std::string> lines = screen.lines();
+  ASSERT_EQ(lines.size(), 6u);  // three groups, the summary, the total, the cursor's line
+  EXPECT_THAT(lines[0], HasSubstr("[####################] merging "));
+  EXPECT_THAT(lines[0], HasSubstr("10/10 tests"));
+  EXPECT_THAT(lines[1], HasSubstr("failed, exit 1"));
+  EXPECT_THAT(lines[2], HasSubstr("group  3"));
+  EXPECT_THAT(lines[3], HasSubstr("2 more groups: 2 merging"));
+  EXPECT_EQ(lines[4], "testfleet: 5/5 groups done, 50/50 tests, 12.0s elapsed, merging their reports");
+}
+
 TEST_F(StatusPrinterTest, PlainLinesWithoutATerminal) {
   ScopedEnv term("TERM", "dumb");
   Pty pty(100, 30);
