@@ -29,7 +29,7 @@ struct NativeOptions {
   std::vector<ServiceSpec>
       services;        // in start order; built-ins from builtin_service() or postgres_service()
   std::string run_id;  // names the run directory and the state file; empty: made up
-  std::filesystem::path temp_parent;  // empty: $TMPDIR or /tmp
+  std::filesystem::path temp_parent;  // empty: TESTFLEET_SERVER_DIR, TMPDIR, /dev/shm (tmpfs) or /tmp
   std::filesystem::path state_dir;    // empty: default_state_dir()
   std::chrono::milliseconds stop_grace{5000};
   int port_attempts = 3;  // starts per server when it loses its port to another process

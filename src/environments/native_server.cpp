@@ -296,6 +296,9 @@ void Server::spawn_on_new_ports() {
   spawn.output = util::OutputMode::kFile;
   spawn.output_file = setup_.log_file;
   spawn.die_with_parent = true;
+  // PostgreSQL's immediate shutdown removes its System V segment, which a SIGKILL leaves behind for good;
+  // any other server is killed outright, whatever it would make of its stop signal.
+  spawn.parent_death_signal = spec.kind == ServiceKind::kPostgres ? spec.stop_signal : SIGKILL;
   spawn.uid = setup_.user.uid;
   spawn.gid = setup_.user.gid;
 

@@ -63,7 +63,8 @@ ServiceSpec postgres_service() {
   spec.name = "postgres";
   spec.kind = ServiceKind::kPostgres;
   // Durability settings off: the data dies with the group, and fsync is most of a test's database time.
-  // TCP only: a Unix socket path may not exceed 107 bytes, which a deep TMPDIR easily does.
+  // TCP only: a Unix socket path may not exceed 107 bytes, which a deep TMPDIR easily does. Dynamic shared
+  // memory in files of the data directory, not in /dev/shm: a server that is SIGKILLed leaves nothing there.
   spec.command = {"postgres",
                   "-D",
                   "{dir}/data",
@@ -78,7 +79,9 @@ ServiceSpec postgres_service() {
                   "-c",
                   "synchronous_commit=off",
                   "-c",
-                  "full_page_writes=off"};
+                  "full_page_writes=off",
+                  "-c",
+                  "dynamic_shared_memory_type=mmap"};
   spec.readiness = ReadinessKind::kPostgres;
   spec.variables = {
       {"DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:{port}/postgres"},

@@ -172,7 +172,7 @@ pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spe
     if (spec.uid && ::setuid(*spec.uid) != 0) fail(7);
     // After the user change: changing credentials clears the parent-death signal (prctl(2)).
     if (spec.die_with_parent) {
-      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(2);
+      if (::prctl(PR_SET_PDEATHSIG, spec.parent_death_signal) != 0) fail(2);
       if (::getppid() != parent) ::_exit(127);
     }
     for (int sig : handled_signals()) {

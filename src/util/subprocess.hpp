@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -51,10 +52,12 @@ struct SpawnSpec {
   OutputMode output = OutputMode::kInherit;
   std::filesystem::path output_file;
   bool own_process_group = true;
-  // Servers only: run as this user (when we are root) and be killed when testfleet dies, even by SIGKILL.
+  // Servers only: run as this user (when we are root) and be signalled when testfleet dies, even by SIGKILL
+  // (PR_SET_PDEATHSIG): a server's own stop signal lets it remove what it made (PostgreSQL's shared memory).
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   bool die_with_parent = false;
+  int parent_death_signal = SIGKILL;
 };
 
 class Process {

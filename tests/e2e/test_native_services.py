@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,42 @@ def test_interrupted_run_cleans_up(testfleet, project):
     assert proc.returncode == 143, output
     assert junit_counts(project / "unit.xml")["tests"] >= 27
     assert list((project.parent / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["default", "TESTFLEET_SERVER_DIR"])
+def test_server_data_in_memory_unless_told_otherwise(testfleet, project, server_tmp, where):
+    """Without TMPDIR the clusters live in /dev/shm (a tmpfs: copying a cluster there is several times faster
+    than to a disk); TESTFLEET_SERVER_DIR, or TMPDIR (the other tests), puts them elsewhere."""
+    env = clean_env(TESTFLEET_FIXTURE_RECORD_DIR=project.parent / "record")
+    env.pop("TMPDIR", None)
+    expected = "/dev/shm"
+    if where == "TESTFLEET_SERVER_DIR":
+        env["TESTFLEET_SERVER_DIR"] = str(server_tmp)
+        expected = str(server_tmp)
+    else:
+        env.pop("TESTFLEET_SERVER_DIR", None)
+    result = run([testfleet, "run", "-n", "2", *SERVICES, "--", "pytest", "--junit-xml=unit.xml", "tests"],
+                 cwd=project, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    recorded = records(project.parent / "record")
+    assert len(recorded) == 2
+    run_dirs = set()
+    for record in recorded:
+        data = Path(record["postgres"]["data_directory"])
+        assert data.is_relative_to(expected) and data.relative_to(expected).parts[0].startswith(
+            "testfleet-native-"), record
+        run_dirs.add(Path(expected) / data.relative_to(expected).parts[0])
+    assert len(run_dirs) == 1 and not any(d.exists() for d in run_dirs), run_dirs
+    assert not [p for p in Path("/dev/shm").iterdir() if p.name.startswith("PostgreSQL.")
+                and p.stat().st_uid == run_user_uid()], "dynamic shared memory left in /dev/shm"
+
+
+def run_user_uid():
+    import pwd
+    try:
+        return pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        return os.getuid()
 
 
 def test_two_runs_at_once_do_not_collide(testfleet, tmp_path, server_tmp):
