@@ -130,7 +130,7 @@ def main():
                          f"{overhead:+.2f} s | < 0.5 s: {verdict} |")
             print(f"compose: prepare {prepare:.2f}s, ready median {median(ready):.2f}s, teardown {median(down):.2f}s; "
                   f"docker's own {median(own_up):.2f}s up, {median(own_down):.2f}s down; overhead {overhead:+.2f}s")
-    lines += ["", "Groups provision concurrently, and Docker's own times are measured the same way (all projects at once). "
+    lines += ["", "Groups provision concurrently, and Docker's own times are measured the same way (all projects at once). Native servers keep their data where a user's run without TMPDIR keeps it: /dev/shm. "
               "The fixed host port of the fixture's db is dropped by testfleet; Docker's own run starts it as written. Reproduce: `bench/provision_benchmark.py`."]
     if not args.no_write:
         replace_section(REPO / "BENCHMARKS.md", "provision-benchmark", "\n".join(lines))
