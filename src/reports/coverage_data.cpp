@@ -86,7 +86,12 @@ class Database {
     std::string name = std::filesystem::absolute(path).string();
     int flags = role == Role::kInput ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     int rc = sqlite3_open_v2(name.c_str(), &db_, flags, nullptr);
-    if (rc != SQLITE_OK) fail(db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    if (rc != SQLITE_OK) {
+      // A failed open still gives a handle to close; no destructor runs for a throwing constructor.
+      std::string what = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close(db_);
+      fail(what);
+    }
     sqlite3_extended_result_codes(db_, 1);
     if (role == Role::kInput) {
       // The schema of a file from elsewhere may hold views and triggers: none of them may call functions
@@ -170,8 +175,8 @@ class Statement {
   std::string text(int column, const char* what) const {
     if (type(column) != SQLITE_TEXT) bad_value(column, what, "text");
     const unsigned char* data = sqlite3_column_text(statement_, column);
-    return std::string(reinterpret_cast<const char*>(data),
-                       static_cast<std::size_t>(sqlite3_column_bytes(statement_, column)));
+    std::size_t size = static_cast<std::size_t>(sqlite3_column_bytes(statement_, column));
+    return size == 0 ? std::string() : std::string(reinterpret_cast<const char*>(data), size);
   }
 
   std::string blob(int column, const char* what) const {
