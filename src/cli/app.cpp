@@ -191,23 +191,34 @@ int main(int argc, char** argv) {
   std::vector<std::string> merge_inputs;
   CLI::App* merge = app.add_subcommand(
       "merge",
-      "Merge report files into one (junit, cobertura, lcov), or CI shards' reports directories (runs)");
+      "Merge report files into one (junit, cobertura, lcov, coverage), or CI shards' reports directories "
+      "(runs)");
   std::string merge_durations;
   merge
       ->add_option(
           "kind", merge_kind,
-          "junit, cobertura or lcov (files), or runs (the reports directories of CI shards: one JUnit, "
-          "coverage, .test_durations and summary.md into the directory OUT)")
+          "junit, cobertura, lcov or coverage (files; coverage: coverage.py data files, combined as "
+          "`coverage combine` does, without coverage.py), or runs (the reports directories of CI shards: one "
+          "JUnit, coverage, .test_durations and summary.md into the directory OUT)")
       ->required()
-      ->check(CLI::IsMember({"junit", "cobertura", "lcov", "runs"}));
+      ->check(CLI::IsMember({"junit", "cobertura", "lcov", "coverage", "runs"}));
   merge->add_option("--durations", merge_durations, "runs: the .test_durations to update (default: none)");
+  std::vector<std::string> merge_remaps;
+  merge
+      ->add_option("--remap", merge_remaps,
+                   "coverage: FROM=TO, a path prefix of the inputs and what it becomes (as coverage.py's "
+                   "[paths]); repeatable, the first that matches applies")
+      ->allow_extra_args(false);
   merge->add_option("out", merge_out, "The merged file to write")->required();
   merge->add_option("inputs", merge_inputs, "Input files or globs (quoted, e.g. 'reports/*/junit.xml')")
       ->required()
       ->expected(-1);
   merge->footer(
-      "\nA malformed input is named with its line and column and skipped; the others are still merged "
-      "and the exit code is 2.");
+      "\nExamples:\n  testfleet merge junit junit.xml 'reports/*/junit.xml'\n  testfleet merge coverage "
+      ".coverage 'groups/*/.coverage' --remap /builds/ci=$PWD\n\nA malformed input is named with its line "
+      "and column (or, for coverage data, why it is not coverage.py data) and skipped; the others are still "
+      "merged and the exit code is 2. Coverage data of lines and of branches (--cov-branch) are never "
+      "mixed: that is an error, exit 2.");
 
   std::vector<std::string> wait_endpoints;
   std::vector<std::string> wait_command;
@@ -281,7 +292,7 @@ int main(int argc, char** argv) {
     }
     if (merge->parsed()) {
       if (merge_kind == "runs") return merge_runs(merge_out, merge_inputs, merge_durations);
-      return merge_reports(merge_kind, merge_out, merge_inputs);
+      return merge_reports(merge_kind, merge_out, merge_inputs, merge_remaps);
     }
     if (report->parsed()) return rebuild_report(report_dir);
     if (help->parsed()) return print_help(app, help_request, std::cout);

@@ -9,6 +9,7 @@
 
 #include "ci/ci_output.hpp"
 #include "reports/cobertura.hpp"
+#include "reports/coverage_data.hpp"
 #include "reports/durations.hpp"
 #include "reports/junit.hpp"
 #include "reports/lcov.hpp"
@@ -31,7 +32,9 @@ std::vector<std::string> expand_globs(const std::vector<std::string>& patterns) 
   return files;
 }
 
-int merge_reports(const std::string& kind, const std::string& out, const std::vector<std::string>& inputs) {
+int merge_reports(const std::string& kind, const std::string& out, const std::vector<std::string>& inputs,
+                  const std::vector<std::string>& remaps) {
+  if (!remaps.empty() && kind != "coverage") throw UsageError("--remap applies to merge coverage only");
   std::vector<std::string> files = expand_globs(inputs);
   if (files.empty()) throw UsageError("no input files to merge");
   if (kind == "junit") {
@@ -74,7 +77,22 @@ int merge_reports(const std::string& kind, const std::string& out, const std::ve
         result.branches_found, result.functions_hit, result.functions_found);
     return result.problems.empty() ? 0 : static_cast<int>(ExitCode::kUsage);
   }
-  throw UsageError(fmt::format("unknown report kind '{}' (expected junit, cobertura or lcov)", kind));
+  if (kind == "coverage") {
+    std::vector<reports::PathRemap> rules;
+    for (const std::string& remap : remaps) rules.push_back(reports::parse_path_remap(remap));
+    reports::CoverageCombineResult result = reports::combine_coverage_data(paths, out, rules);
+    for (const reports::InputProblem& problem : result.problems) {
+      std::cerr << "testfleet: error: " << problem.message << "\n";
+    }
+    std::cout << fmt::format(
+        "combined {} coverage data files into {}: {} source files, {} lines executed{}, "
+        "{} contexts\n",
+        result.combined, out, result.files, result.lines, result.has_arcs ? " (with branches)" : "",
+        result.contexts);
+    return result.problems.empty() ? 0 : static_cast<int>(ExitCode::kUsage);
+  }
+  throw UsageError(
+      fmt::format("unknown report kind '{}' (expected junit, cobertura, lcov or coverage)", kind));
 }
 
 int merge_runs(const std::string& out, const std::vector<std::string>& inputs, const std::string& durations) {
