@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+
+#include "reports/coverage_data.hpp"
+#include "util/error.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -44,6 +48,52 @@ std::optional<CoverageReport> report_command(const std::string& spec) {
   return CoverageReport{};
 }
 
+// Whether `python` can import coverage.py: pytest may run under a Python that finds it (a virtualenv's
+// script, a wrapper that sets sys.path) while the interpreter we would call for `coverage combine` does not.
+bool coverage_importable(const std::vector<std::string>& python, const RunContext& context,
+                         const util::EnvVars& host) {
+  util::SpawnSpec spec;
+  spec.argv = python;
+  spec.argv.insert(spec.argv.end(), {"-c", "import coverage"});
+  spec.cwd = context.cwd;
+  spec.env = host;
+  try {
+    return util::run_command(spec, std::chrono::seconds(60)).status.success();
+  } catch (const Error&) {
+    return false;  // no such interpreter: no coverage.py either
+  }
+}
+
+// The groups' data combined by testfleet itself into `target`. Returns false (having said why) when an input
+// was refused or the data could not be combined; the good inputs are still combined.
+bool combine_natively(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& target,
+                      const std::vector<std::string>& python, const runners::PytestRunner& runner,
+                      ui::StatusPrinter& printer) {
+  bool ok = true;
+  try {
+    reports::CoverageCombineResult result = reports::combine_coverage_data(inputs, target);
+    for (const reports::InputProblem& problem : result.problems) printer.line("error: " + problem.message);
+    ok = result.problems.empty();
+    printer.line(fmt::format(
+        "coverage.py is not importable by {}: combined the coverage data of {} groups natively into {}",
+        util::shell_join(python), result.combined, target.string()));
+  } catch (const Error& e) {
+    printer.line(fmt::format("error: {}", e.what()));
+    return false;
+  }
+  std::vector<std::string> kinds;
+  for (const std::string& spec : runner.coverage_reports()) {
+    if (!spec.empty()) kinds.push_back(spec);
+  }
+  if (!kinds.empty()) {
+    printer.line(fmt::format(
+        "warning: --cov-report {} cannot be produced without coverage.py; install it for {}, or run "
+        "`coverage report` (xml, html...) where it is, on {}",
+        util::join(kinds, ", "), util::shell_join(python), target.string()));
+  }
+  return ok;
+}
+
 }  // namespace
 
 bool combine_coverage(const runners::PytestRunner& runner, const std::vector<runners::GroupRequest>& groups,
@@ -75,6 +125,17 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
         host.count("COVERAGE_FILE") ? host["COVERAGE_FILE"] : (context.cwd / ".coverage").string();
   } else {
     variables["COVERAGE_FILE"] = environment->path_inside(slot.group_reports_dir / ".coverage").string();
+  }
+  if (on_host && !coverage_importable(python, context, host)) {
+    std::vector<std::filesystem::path> inputs;
+    for (const runners::GroupRequest& group : groups) {
+      std::filesystem::path data = group.paths.host_dir / ".coverage";
+      if (std::filesystem::exists(data)) inputs.push_back(data);
+    }
+    // A relative COVERAGE_FILE is relative to where coverage.py would have run: the run's directory.
+    bool ok = combine_natively(inputs, context.cwd / variables["COVERAGE_FILE"], python, runner, printer);
+    for (const std::string& what : environment->teardown()) printer.line("warning: " + what);
+    return ok;
   }
   auto run = [&](const std::vector<std::string>& argv) {
     util::SpawnSpec spec;
