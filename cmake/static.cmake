@@ -98,8 +98,9 @@ target_compile_definitions(testfleet_standard_settings INTERFACE TESTFLEET_STATI
 # Size: every function and object in its own section, so that --gc-sections drops what nothing calls; and
 # -O2 rather than Release's -O3 (it comes later on the command line, so it wins): 8% smaller, and no
 # slower at planning a million tests.
+set(TESTFLEET_STATIC_OPTIMIZE -O2 CACHE STRING "The static build's optimisation flag")
 target_compile_options(testfleet_standard_settings INTERFACE -ffunction-sections -fdata-sections
-                       $<$<CONFIG:Release>:-O2>)
+                       $<$<CONFIG:Release>:${TESTFLEET_STATIC_OPTIMIZE}>)
 
 # -static-pie rather than -static, for start-up time (and ASLR): a -static link starts with crtbeginT.o,
 # which registers .eh_frame with libgcc's unwinder, and the first exception thrown (CLI11 throws one for

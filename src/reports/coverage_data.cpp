@@ -1,7 +1,9 @@
 #include "reports/coverage_data.hpp"
 
 #include <fmt/format.h>
+#if TESTFLEET_HAVE_SQLITE
 #include <sqlite3.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,13 @@
 #include "util/strings.hpp"
 
 namespace testfleet::reports {
+
+#if !TESTFLEET_HAVE_SQLITE
+// The static build leaves SQLite out: it alone would take the shipped file over 5 MB.
+constexpr const char* kWithoutSqlite =
+    "this testfleet was built without SQLite (the static build leaves it out); combine coverage.py data "
+    "with `coverage combine`, or with a testfleet built against libsqlite3";
+#endif
 
 namespace {
 
@@ -75,6 +84,7 @@ CREATE TABLE tracer (
 );
 )sql";
 
+#if TESTFLEET_HAVE_SQLITE
 // Which error an SQLite failure is: a bad input is the user's (exit 2), an output we cannot write is the
 // machine's (exit 3).
 enum class Role { kInput, kOutput };
@@ -202,6 +212,9 @@ class Statement {
   sqlite3_stmt* statement_ = nullptr;
 };
 
+#endif  // TESTFLEET_HAVE_SQLITE
+
+#if TESTFLEET_HAVE_SQLITE
 // A temporary file beside the target, removed unless it was renamed onto the target.
 class TempFile {
  public:
@@ -236,6 +249,8 @@ class TempFile {
   std::filesystem::path path_;
 };
 
+#endif  // TESTFLEET_HAVE_SQLITE
+
 bool is_separator(char c) {
   return c == '/' || c == '\\';
 }
@@ -258,6 +273,7 @@ void add_numbits_lines(const std::string& numbits, std::set<std::int64_t>& lines
 
 // Reads the first bytes, to tell an empty file, a coverage.py 4 JSON file and other files from SQLite
 // before SQLite opens them.
+#if TESTFLEET_HAVE_SQLITE
 void check_header(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
@@ -280,6 +296,7 @@ void check_header(const std::filesystem::path& path) {
     throw UsageError(fmt::format("{}: not a coverage.py data file: not an SQLite database", path.string()));
   }
 }
+#endif  // TESTFLEET_HAVE_SQLITE
 
 }  // namespace
 
@@ -328,6 +345,7 @@ std::uint32_t CoverageData::context_index(const std::string& context) {
   return it->second;
 }
 
+#if TESTFLEET_HAVE_SQLITE
 CoverageData CoverageData::read(const std::filesystem::path& path, const std::vector<PathRemap>& remaps) {
   check_header(path);
   Database db(path, Role::kInput);
@@ -431,6 +449,11 @@ CoverageData CoverageData::read(const std::filesystem::path& path, const std::ve
   if (lines) data.lines_from_ = path.string();
   return data;
 }
+#else
+CoverageData CoverageData::read(const std::filesystem::path& path, const std::vector<PathRemap>&) {
+  throw UsageError(fmt::format("cannot read {}: {}", path.string(), kWithoutSqlite));
+}
+#endif  // TESTFLEET_HAVE_SQLITE
 
 void CoverageData::update(const CoverageData& other) {
   // Every check first: a refused update leaves this data as it was.
@@ -480,6 +503,7 @@ void CoverageData::update(const CoverageData& other) {
   if (version_.empty()) version_ = other.version_;
 }
 
+#if TESTFLEET_HAVE_SQLITE
 void CoverageData::write(const std::filesystem::path& path) const {
   TempFile temp(path);
   {
@@ -540,6 +564,11 @@ void CoverageData::write(const std::filesystem::path& path) const {
   }
   temp.rename_to(path);
 }
+#else
+void CoverageData::write(const std::filesystem::path& path) const {
+  throw UsageError(fmt::format("cannot write {}: {}", path.string(), kWithoutSqlite));
+}
+#endif  // TESTFLEET_HAVE_SQLITE
 
 std::vector<std::string> CoverageData::files() const {
   std::vector<std::string> out = paths_;
