@@ -24,7 +24,6 @@ sys.path.insert(0, str(FIXTURES / "faults"))
 import leftovers as lo  # noqa: E402
 
 PYTEST = ["pytest", "-q", "--tb=short", "--junit-xml=unit.xml"]
-ALL_TESTS = {("tests.test_work", f"test_database_and_cache[{n}]") for n in range(24)}
 GROUP_TIMEOUT = 75
 
 
@@ -39,10 +38,6 @@ def start(testfleet, base, faults, args, files=("docker-compose.yml",), reports_
     reports = ["--reports-dir", str(reports_dir)] if reports_dir else []
     argv = [testfleet, "run", "--progress", "plain", *reports, *args, *compose, "--service", "app", "--", *PYTEST]
     return project, sandbox, lo.Launched(argv, project, env, base / "testfleet.log")
-
-
-def messages(cases, group):
-    return [m for results in cases.values() for outcome, m in results if f"group {group}" in m]
 
 
 @pytest.fixture(scope="module")
@@ -66,49 +61,41 @@ def matrix(testfleet, tmp_path_factory):
 
     full_base = tmp_path_factory.mktemp("fullfs")
     reports = full_base / "reports"
-    reports.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(reports)],
-                             capture_output=True, text=True)
-    if mounted.returncode == 0:
-        full = start(testfleet, full_base, {1: "flood"}, ["-n", "2"], reports_dir=reports)
-        scenarios.append(lo.Scenario("full", *full, compose=True))
-
-    proxy = None
-    upstream = lo.docker_socket()
-    if upstream:
-        proxy_base = tmp_path_factory.mktemp("engine")
-        proxy = lo.DockerProxy(upstream, proxy_base / "docker.sock").start()
-        unreachable = start(testfleet, proxy_base, {1: "hang", 2: "hang"}, ["-n", "2"],
-                            docker_host=f"unix://{proxy.path}")
-        scenarios.append(lo.Scenario("unreachable", *unreachable, compose=True, deadline=600, actions=[
-            ({"group-1.hanging", "group-2.hanging"}, lambda sc: proxy.stop())]))
-        scenarios[-1].docker_host = proxy.path
-    try:
-        done = lo.drive(scenarios)
-        done["mounted"] = mounted
-        yield done
-    finally:
-        if proxy is not None:
-            proxy.stop()
-        for scenario in scenarios:
-            scenario.launched.kill_if_running()
-            if scenario.run_id:
-                lo.remove_compose_resources(scenario.run_id)
-                lo.kill_leftover_processes(scenario.run_id, scenario.sandbox)
+    with lo.small_tmpfs(reports) as mounted:
         if mounted.returncode == 0:
-            subprocess.run(["umount", "-l", str(reports)], capture_output=True)
+            full = start(testfleet, full_base, {1: "flood"}, ["-n", "2"], reports_dir=reports)
+            scenarios.append(lo.Scenario("full", *full, compose=True))
+
+        proxy = None
+        upstream = lo.docker_socket()
+        if upstream:
+            proxy_base = tmp_path_factory.mktemp("engine")
+            proxy = lo.DockerProxy(upstream, proxy_base / "docker.sock").start()
+            unreachable = start(testfleet, proxy_base, {1: "hang", 2: "hang"}, ["-n", "2"],
+                                docker_host=f"unix://{proxy.path}")
+            scenarios.append(lo.Scenario("unreachable", *unreachable, compose=True, deadline=600, actions=[
+                ({"group-1.hanging", "group-2.hanging"}, lambda sc: proxy.stop())]))
+            scenarios[-1].docker_host = proxy.path
+        try:
+            done = lo.drive(scenarios)
+            done["mounted"] = mounted
+            yield done
+        finally:
+            if proxy is not None:
+                proxy.stop()
+            for scenario in scenarios:
+                scenario.launched.kill_if_running()
+                if scenario.run_id:
+                    lo.remove_compose_resources(scenario.run_id)
+                    lo.kill_leftover_processes(scenario.run_id, scenario.sandbox)
 
 
-def assert_every_test_once(scenario):
-    assert set(scenario.cases) == ALL_TESTS, scenario.describe()
-    duplicated = {key: results for key, results in scenario.cases.items() if len(results) != 1}
-    assert not duplicated, duplicated
+messages = lo.messages
+assert_every_test_once = lo.assert_every_test_once
 
 
 def assert_nothing_left(scenario):
-    assert scenario.run_id and not scenario.problems, scenario.problems + [scenario.describe()]
-    left = lo.settled_leftovers(scenario.run_id, scenario.sandbox, scenario.output, compose=True)
-    assert left == [], "\n".join(left)
+    lo.assert_nothing_left(scenario, compose=True)
 
 
 def failed_line(output, group):

@@ -23,7 +23,6 @@ import leftovers as lo  # noqa: E402
 
 SERVICES = ["--with", "postgres", "--with", "redis"]
 PYTEST = ["pytest", "-q", "--tb=short", "--junit-xml=unit.xml"]
-ALL_TESTS = {("tests.test_work", f"test_database_and_cache[{n}]") for n in range(24)}
 # No docker engine for the native runs and `testfleet clean`: their leftovers are ours to check, and a clean
 # must not touch the compose projects of other runs on a shared engine.
 NO_ENGINE = "unix:///nonexistent/testfleet-faults/docker.sock"
@@ -41,11 +40,6 @@ def start(testfleet, base, faults, args, config=None, reports_dir=None):
     reports = ["--reports-dir", str(reports_dir)] if reports_dir else []
     argv = [testfleet, "run", "--progress", "plain", *reports, *args, *SERVICES, "--", *PYTEST]
     return project, sandbox, lo.Launched(argv, project, env, base / "testfleet.log")
-
-
-def messages(cases, group):
-    """The error messages of the testcases that name `group`."""
-    return [m for results in cases.values() for outcome, m in results if f"group {group}" in m]
 
 
 @pytest.fixture(scope="module")
@@ -68,35 +62,24 @@ def matrix(testfleet, tmp_path_factory):
         ({"group-2.kill-redis"}, lambda sc: lo.sigkill_native_server(sc.sandbox, 2, "redis"))]))
     full_base = tmp_path_factory.mktemp("fullfs")
     reports = full_base / "reports"
-    reports.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(reports)],
-                             capture_output=True, text=True)
-    if mounted.returncode == 0:
-        full = start(testfleet, full_base, {1: "flood"}, ["-n", "2"], reports_dir=reports)
-        scenarios.append(lo.Scenario("full", *full))
-    try:
-        done = lo.drive(scenarios)
-        done["mounted"] = mounted
-        yield done
-    finally:
-        for scenario in scenarios:
-            scenario.launched.kill_if_running()
-            if scenario.run_id:
-                lo.kill_leftover_processes(scenario.run_id, scenario.sandbox)
+    with lo.small_tmpfs(reports) as mounted:
         if mounted.returncode == 0:
-            subprocess.run(["umount", "-l", str(reports)], capture_output=True)
+            full = start(testfleet, full_base, {1: "flood"}, ["-n", "2"], reports_dir=reports)
+            scenarios.append(lo.Scenario("full", *full))
+        try:
+            done = lo.drive(scenarios)
+            done["mounted"] = mounted
+            yield done
+        finally:
+            for scenario in scenarios:
+                scenario.launched.kill_if_running()
+                if scenario.run_id:
+                    lo.kill_leftover_processes(scenario.run_id, scenario.sandbox)
 
 
-def assert_every_test_once(outcome):
-    assert set(outcome.cases) == ALL_TESTS, outcome.describe()
-    duplicated = {key: results for key, results in outcome.cases.items() if len(results) != 1}
-    assert not duplicated, duplicated
-
-
-def assert_nothing_left(outcome):
-    assert outcome.run_id and not outcome.problems, outcome.problems + [outcome.describe()]
-    left = lo.settled_leftovers(outcome.run_id, outcome.sandbox, outcome.output)
-    assert left == [], "\n".join(left)
+messages = lo.messages
+assert_every_test_once = lo.assert_every_test_once
+assert_nothing_left = lo.assert_nothing_left
 
 
 def test_killed_segfaulting_and_hung_groups(matrix):
