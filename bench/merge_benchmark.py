@@ -8,18 +8,25 @@ Inputs (generated once into --work, then reused):
              (branch coverage) on a generated project whose parts exercise different branches
   lcov       16 `coverage lcov` tracefiles from the same measurements
 
+  coverage   the 16 coverage.py data files (SQLite) those reports were written from
+
 Compared (wall time, best of --repeat runs, and peak RSS, from GNU time):
-  junit      testfleet merge junit      vs junitparser merge (python3-junitparser, what the original tool used)
+  junit      testfleet merge junit      vs junitparser merge (python3-junitparser)
+             testfleet merge junit      vs junit-report-merger (npm, installed into --work on first use)
   cobertura  testfleet merge cobertura  vs coverage combine --keep + coverage xml (the data files are the
              same measurements the XML reports were written from)
   lcov       testfleet merge lcov       vs lcov -a (with branch data)
+  coverage   testfleet merge coverage   vs coverage combine --keep (when this testfleet has `merge coverage`)
 
-Targets: 10x faster than each, and a peak memory under 2x the size of the inputs.
+Targets: 10x faster than each, and a peak memory under 2x the size of the inputs. Each merged result is
+checked against the other tool's (totals). Writes its section of BENCHMARKS.md unless --no-write.
 Usage: bench/merge_benchmark.py --testfleet build/testfleet [--work /tmp/testfleet-merge-bench] [--kinds ...]
 """
 
 import argparse
+import json
 import os
+import platform
 import random
 import shutil
 import subprocess
@@ -28,7 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks_md import replace_section  # noqa: E402
+
 PYTHON = "/usr/bin/python3"
+REPO = Path(__file__).resolve().parents[1]
 PARTS = 16
 TESTCASES = 200_000
 SOURCE_FILES = 2_000
@@ -192,14 +203,11 @@ def lcov_totals(path):
     return totals
 
 
-def same(kind, ours, theirs):
-    print(f"{'':10} result {'equals' if ours == theirs else 'DIFFERS FROM'} the reference: {ours}"
-          + ("" if ours == theirs else f" vs {theirs}"))
-    return ours == theirs
-
-
 def size_of(files):
     return sum(f.stat().st_size for f in files)
+
+
+ROWS = []
 
 
 def report(kind, inputs, ours, theirs, their_name):
@@ -212,16 +220,81 @@ def report(kind, inputs, ours, theirs, their_name):
     verdict_speed = "ok" if speedup >= 10 else "MISSED"
     verdict_memory = "ok" if memory_ratio < 2 else "MISSED"
     print(f"{'':10} speedup {speedup:.1f}x (target 10x: {verdict_speed}), memory {memory_ratio:.2f}x input "
-          f"(target < 2x: {verdict_memory})")
+          f"(target < 2x: {verdict_memory})", flush=True)
+    ROWS.append({"kind": kind, "files": len(inputs), "input": input_bytes, "ours": ours, "theirs": theirs,
+                 "their_name": their_name, "speedup": speedup, "memory": memory_ratio, "same": None})
     return speedup >= 10 and memory_ratio < 2
+
+
+def same(kind, ours, theirs):
+    equal = ours == theirs
+    print(f"{'':10} result {'equals' if equal else 'DIFFERS FROM'} the reference: {ours}"
+          + ("" if equal else f" vs {theirs}"))
+    if ROWS and ROWS[-1]["kind"] == kind:
+        ROWS[-1]["same"] = equal
+    return equal
+
+
+def junit_report_merger(work: Path):
+    """The jrm command of junit-report-merger, installed from npm into `work` the first time."""
+    prefix = work / "npm"
+    jrm = prefix / "node_modules" / ".bin" / "jrm"
+    if not jrm.exists():
+        print("installing junit-report-merger from npm...", flush=True)
+        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "junit-report-merger"],
+                       check=True, stdout=subprocess.DEVNULL)
+    version = json.loads((prefix / "node_modules" / "junit-report-merger" / "package.json").read_text())["version"]
+    return jrm, version
+
+
+def coverage_json_totals(data, project):
+    """Files, executed lines and branch counts of a coverage.py data file, as `coverage json` reports them."""
+    out = Path(tempfile.mkdtemp(prefix="tf-cov-")) / "report.json"
+    subprocess.run([PYTHON, "-m", "coverage", "json", f"--data-file={data}", "-o", str(out)], cwd=project,
+                   check=True, stdout=subprocess.DEVNULL)
+    totals = json.loads(out.read_text())["totals"]
+    shutil.rmtree(out.parent)
+    return {k: totals.get(k) for k in ("covered_lines", "num_statements", "num_branches", "covered_branches")}
+
+
+def has_merge_coverage(testfleet):
+    result = subprocess.run([testfleet, "merge", "--help"], capture_output=True, text=True)
+    return "coverage" in result.stdout.split("Positionals:")[-1]
+
+
+def write_section(tools):
+    load = os.getloadavg()
+    lines = ["## Merge benchmark: `testfleet merge` against the tools users run today", "",
+             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/merge_benchmark.py`, best of "
+             f"{REPEAT} runs of each command, one after the other; peak memory is the largest RSS GNU time saw.", "",
+             f"- Machine: {os.cpu_count()} logical CPUs, {platform.platform()}, load average {load[0]:.2f} at the end.",
+             f"- Tools: {tools}.",
+             f"- Inputs: {PARTS} JUnit files of {TESTCASES:,} testcases in all (pytest layout, 2% failures with "
+             f"tracebacks, 3% skipped); {PARTS} Cobertura reports, LCOV tracefiles and coverage.py data files of one "
+             f"project of {SOURCE_FILES:,} modules measured for real by coverage.py with branch coverage.", "",
+             "| merge | inputs | testfleet | peak memory (x input) | other tool | its time, peak memory | speed-up "
+             "(target 10x) | memory (target < 2x) | same totals |",
+             "|---|---|---:|---:|---|---:|---:|---|---|"]
+    for row in ROWS:
+        speed = "met" if row["speedup"] >= 10 else "MISSED"
+        memory = "met" if row["memory"] < 2 else "MISSED"
+        lines.append(
+            f"| {row['kind']} | {row['files']} files, {row['input'] / 2**20:.1f} MiB | {row['ours'][0]:.2f} s | "
+            f"{row['ours'][1] / 2**20:.1f} MiB ({row['memory']:.2f}x) | {row['their_name']} | "
+            f"{row['theirs'][0]:.2f} s, {row['theirs'][1] / 2**20:.1f} MiB | {row['speedup']:.1f}x {speed} | {memory} | "
+            f"{'yes' if row['same'] else 'NO'} |")
+    lines += ["", "Reproduce: `bench/merge_benchmark.py --testfleet build/testfleet` (inputs are generated into "
+              "--work once, then reused)."]
+    replace_section(REPO / "BENCHMARKS.md", "merge-benchmark", "\n".join(lines))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--testfleet", required=True, type=Path, help="the testfleet binary")
     parser.add_argument("--work", type=Path, default=Path("/tmp/testfleet-merge-bench"))
-    parser.add_argument("--kinds", nargs="+", default=["junit", "cobertura", "lcov"],
-                        choices=["junit", "cobertura", "lcov"])
+    parser.add_argument("--kinds", nargs="+", default=["junit", "cobertura", "lcov", "coverage"],
+                        choices=["junit", "cobertura", "lcov", "coverage"])
+    parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
     parser.add_argument("--regenerate", action="store_true", help="generate the inputs again")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command; the fastest counts")
     args = parser.parse_args()
@@ -236,6 +309,10 @@ def main():
     out.mkdir(exist_ok=True)
 
     all_met = True
+    tools = [subprocess.run([testfleet, "--version"], capture_output=True, text=True).stdout.strip(),
+             f"Python {platform.python_version()}", python_module_version("junitparser"),
+             python_module_version("coverage"), subprocess.run(["lcov", "--version"], capture_output=True,
+                                                               text=True).stdout.strip().split(":")[-1].strip()]
     if "junit" in args.kinds:
         if not (work / "junit").exists():
             print("generating JUnit inputs...", flush=True)
@@ -245,8 +322,13 @@ def main():
         theirs = measure([PYTHON, "-m", "junitparser", "merge", *inputs, out / "junitparser.xml"])
         all_met &= report("junit", inputs, ours, theirs, "junitparser")
         all_met &= same("junit", junit_totals(out / "junit.xml"), junit_totals(out / "junitparser.xml"))
+        jrm, jrm_version = junit_report_merger(work)
+        tools.append(f"junit-report-merger {jrm_version} (node {node_version()})")
+        theirs = measure([jrm, out / "jrm.xml", *inputs])
+        all_met &= report("junit", inputs, ours, theirs, "junit-report-merger")
+        all_met &= same("junit", junit_totals(out / "junit.xml"), junit_totals(out / "jrm.xml"))
 
-    if {"cobertura", "lcov"} & set(args.kinds) and not (work / "lcov").exists():
+    if {"cobertura", "lcov", "coverage"} & set(args.kinds) and not (work / "lcov").exists():
         print("generating coverage inputs (coverage.py runs a project of 2,000 files 16 times)...", flush=True)
         generate_coverage(work)
     if "cobertura" in args.kinds:
@@ -274,7 +356,35 @@ def main():
         all_met &= report("lcov", inputs, ours, theirs, "lcov -a")
         all_met &= same("lcov", lcov_totals(out / "coverage.info"), lcov_totals(out / "lcov-a.info"))
 
+    if "coverage" in args.kinds:
+        if has_merge_coverage(testfleet):
+            data = sorted(work.glob(".coverage.part*"))
+            env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+            ours_file, theirs_file = out / ".coverage.testfleet", out / ".coverage.reference"
+            ours_file.unlink(missing_ok=True)
+            ours = measure([testfleet, "merge", "coverage", ours_file, *data])
+            theirs_file.unlink(missing_ok=True)
+            theirs = measure([PYTHON, "-m", "coverage", "combine", "--keep", f"--data-file={theirs_file}", *data],
+                             cwd=work / "project", env=env)
+            all_met &= report("coverage", data, ours, theirs, "coverage combine")
+            all_met &= same("coverage", coverage_json_totals(ours_file, work / "project"),
+                            coverage_json_totals(theirs_file, work / "project"))
+        else:
+            print("coverage   skipped: this testfleet has no `merge coverage`")
+
+    if not args.no_write and ROWS:
+        write_section(", ".join(tools))
     return 0 if all_met else 1
+
+
+def python_module_version(name):
+    result = subprocess.run([PYTHON, "-c", f"import {name}; print({name}.__version__)"], capture_output=True,
+                            text=True)
+    return f"{name} {result.stdout.strip() or '(not installed)'}"
+
+
+def node_version():
+    return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":
