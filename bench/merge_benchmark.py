@@ -378,8 +378,8 @@ def main():
 
 
 def python_module_version(name):
-    result = subprocess.run([PYTHON, "-c", f"import {name}; print({name}.__version__)"], capture_output=True,
-                            text=True)
+    result = subprocess.run([PYTHON, "-c", f"import importlib.metadata as m; print(m.version('{name}'))"],
+                            capture_output=True, text=True)
     return f"{name} {result.stdout.strip() or '(not installed)'}"
 
 
