@@ -311,13 +311,17 @@ def format_section(results, machine, software, date):
         "collection, server or project start-up and merging): " + "; ".join(spans) + ".",
     ]
     load_end = os.getloadavg()[0]
-    lines += ["", f"Load average at the end: {load_end:.2f} on {os.cpu_count()} logical CPUs."]
-    if max(results["load_start"], load_end) > (os.cpu_count() or 1):
+    cpus = os.cpu_count() or 1
+    lines += ["", f"Load average at the start: {results['load_start']:.2f}, at the end: {load_end:.2f}, on {cpus} "
+              "logical CPUs."]
+    if results["load_start"] > cpus:
+        lines += ["The machine was busy with other work when the run started: these figures are slower than a "
+                  "quiet machine's."]
+    if n > cpus:
         lines += [
-            "The machine was oversubscribed during the run (other work held its cores): the suite is mostly "
-            "CPU work (Django's test client and ORM, and each group's start-up: interpreter, Django, "
-            "migrations), so the parallel runs competed for the same few cores, and these figures understate "
-            f"what {n} groups gain on {n} free cores."]
+            f"{n} groups on {cpus} cores: the suite is mostly CPU work (Django's test client and ORM, and each "
+            "group's start-up: interpreter, Django, migrations), so the parallel runs share the few cores, and "
+            f"these figures understate what {n} groups gain on {n} free cores."]
     return "\n".join(lines)
 
 
