@@ -6,7 +6,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "reports/duration_table.hpp"
 
 namespace testfleet::reports {
 
@@ -26,16 +31,16 @@ class DurationStore {
   // The duration of a test by its ID, else by its JUnit key when the runner can name one.
   std::optional<double> lookup(const std::string& id, const JUnitKey* key = nullptr) const;
 
-  void set(const std::string& id, double seconds);
+  void set(std::string_view id, double seconds);
   std::size_t size() const { return by_id_.size(); }
-  // In no particular order.
-  const std::unordered_map<std::string, double>& entries() const { return by_id_; }
+  // In no particular order; the views live as long as the store is not changed.
+  std::vector<std::pair<std::string_view, double>> entries() const { return by_id_.entries(); }
 
   // pytest-split's format: sorted keys, indent 4.
   std::string to_test_durations_json() const;
 
  private:
-  std::unordered_map<std::string, double> by_id_;
+  DurationTable by_id_;
   std::unordered_map<std::string, double> by_junit_key_;
 };
 
