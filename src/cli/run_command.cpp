@@ -468,6 +468,8 @@ int run_tests(const RunOptions& options) {
   double prepare_start = epoch_now();
   backend->prepare(signals.stop_requested());
   for (const std::filesystem::path& dir : backend->private_dirs()) owner.add_dir(dir);
+  if (std::string what = backend->describe(); !what.empty())
+    printer.line(fmt::format("{}: {}", backend->name(), what));
   times.prepare_seconds = epoch_now() - prepare_start;
 
   // Discover: the tests exactly as the user's own command collects them.

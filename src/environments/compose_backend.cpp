@@ -322,6 +322,14 @@ class ComposeBackend : public Backend {
 
   std::string name() const override { return "compose"; }
 
+  std::string describe() const override {
+    if (!run_) return {};
+    std::vector<std::string> engines;
+    for (const std::string& host : hosts_) engines.push_back(docker_host_description(host));
+    return fmt::format("{} {} (compose v{}), {}", util::shell_join(run_->compose.argv), run_->compose.version,
+                       run_->compose.major_version, util::join(engines, ", "));
+  }
+
   void prepare(const std::atomic<bool>& cancel) override {
     auto run = std::make_shared<ComposeRun>();
     run->options = options_;
@@ -345,6 +353,9 @@ class ComposeBackend : public Backend {
     // `config` resolves what compose itself would run: interpolation, .env, extends, several -f files.
     std::vector<std::string> config = run->compose.argv;
     config.insert(config.end(), file_args.begin(), file_args.end());
+    // v2 leaves the services of inactive profiles out of `config`; a sidecar asked for by name is started
+    // whatever its profile, so the model must have them all (v1 lists them anyway).
+    if (run->compose.major_version >= 2) config.insert(config.end(), {"--profile", "*"});
     config.insert(config.end(), {"--project-directory", run->project_directory.string(), "config"});
     CancellableResult resolved =
         run_cancellable(command_spec(config, run->project_directory, hosts_.front()), seconds(120), &cancel);

@@ -68,6 +68,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // After prepare(), one line on what the run uses ("docker compose 2.26.1 (v2) on DOCKER_HOST=..."); may be
+  // empty.
+  virtual std::string describe() const { return {}; }
 
   // Once per run before the groups fan out (initdb a template, build images). Throws InfrastructureError.
   virtual void prepare(const std::atomic<bool>& cancel) = 0;

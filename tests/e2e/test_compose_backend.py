@@ -1,6 +1,7 @@
 """The compose backend end to end with a real Docker engine: a compose project per group, nothing left."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -30,10 +31,27 @@ def run_id_of(project):
     return json.loads((project / "testfleet-reports" / "run.json").read_text())["run_id"]
 
 
-def test_each_group_its_own_project_and_servers(testfleet, project):
+def require_compose(command):
+    """A compose program that runs (`docker compose` v2 or `docker-compose` v1); in CI a missing one fails."""
+    answer = subprocess.run([*command.split(), "version", "--short"], capture_output=True, text=True,
+                            env=clean_env())
+    if answer.returncode != 0:
+        message = f"`{command}` does not run here: scripts/install-deps installs both compose versions"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return answer.stdout.strip()
+
+
+@pytest.mark.parametrize("compose", ["docker compose", "docker-compose"])
+def test_each_group_its_own_project_and_servers(testfleet, project, compose):
+    """Both compose versions: v2's `docker compose` names containers P-db-1, v1's docker-compose P_db_1."""
+    version = require_compose(compose)
     result = run([testfleet, "run", "-n", "4", "--compose", "docker-compose.yml", "--service", "app", "--",
-                  "pytest", "--junit-xml=unit.xml", "sstests"], cwd=project, timeout=1200)
+                  "pytest", "--junit-xml=unit.xml", "sstests"], cwd=project, timeout=1200,
+                 env=clean_env(TESTFLEET_COMPOSE=compose))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"compose: {compose} {version} (compose v{version.split('.')[0]})" in result.stdout, result.stdout
     cases = junit_cases(project / "unit.xml")
     assert sum(cases.values()) == 27 and all(outcome == "passed" for _, _, outcome in cases)
     records = [json.loads(p.read_text()) for p in (project / "app" / "record").glob("servers-*.json")]
