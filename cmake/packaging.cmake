@@ -52,10 +52,10 @@ string(CONCAT CPACK_PACKAGE_DESCRIPTION
     "past durations, runs every group in its own environment (its own PostgreSQL and Redis processes, or its "
     "own docker compose project), supervises them, and merges their JUnit XML and coverage into one report.")
 # Debian's form "Name <address>": the address the project's maintainers commit with.
-set(TESTFLEET_PACKAGE_MAINTAINER "testfleet maintainers <maintainers@users.noreply.r-seed-c8247dde.example>"
+set(TESTFLEET_DEB_MAINTAINER "testfleet maintainers <maintainers@users.noreply.r-seed-c8247dde.example>"
     CACHE STRING "The Maintainer field of the .deb")
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
-set(CPACK_PACKAGE_CONTACT "${TESTFLEET_PACKAGE_MAINTAINER}")
+set(CPACK_PACKAGE_CONTACT "${TESTFLEET_DEB_MAINTAINER}")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_GENERATOR TGZ DEB)
 set(CPACK_SYSTEM_NAME linux-${CMAKE_SYSTEM_PROCESSOR})
