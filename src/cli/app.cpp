@@ -166,7 +166,16 @@ int main(int argc, char** argv) {
   run->add_option("--progress", run_options.progress,
                   "auto, smart (status area redrawn in place) or plain lines")
       ->check(CLI::IsMember({"auto", "smart", "plain"}));
-  run->footer(std::string("\n") + kExitCodes);
+  run->footer(
+      std::string("\n") + kExitCodes +
+      "\nEnvironment:\n"
+      "  TESTFLEET_SERVER_DIR  where native servers keep their data (default: TMPDIR when set, else "
+      "/dev/shm\n"
+      "                        when it is a tmpfs with room, else /tmp)\n"
+      "  TESTFLEET_COMPOSE     the compose command, e.g. 'docker-compose' (default: docker compose, then\n"
+      "                        docker-compose)\n"
+      "  DOCKER_HOST           the Docker engine of the compose backend (--docker-host for several)\n"
+      "  NO_COLOR, CLICOLOR_FORCE  colour off, or on without a terminal\n");
 
   RunOptions plan_options;
   std::optional<std::string> plan_config;
