@@ -208,6 +208,10 @@ def main():
         failures += bool(problems)
         print(f"rep {rep:3}: {SIGNALS[sig]:7} after {delay:5.1f}s ({phase}) -> exit {launched.proc.returncode}: "
               f"{verdict}", flush=True)
+        if problems:
+            # The run's own words: in CI its folder is gone when someone reads this.
+            for line in launched.output().splitlines()[-30:]:
+                print(f"        | {line}")
         if not problems and not args.keep:
             shutil.rmtree(work / f"rep-{rep:03}", ignore_errors=True)
     print(f"where the signals landed: {json.dumps(phases)}")

@@ -361,6 +361,11 @@ class ComposeBackend : public Backend {
         run_cancellable(command_spec(config, run->project_directory, hosts_.front()), seconds(120), &cancel);
     if (resolved.cancelled) throw InfrastructureError("cancelled while reading the compose files");
     if (!resolved.result.status.success()) {
+      // v2 refuses a file without services outright, where v1 reads it and we name the missing service.
+      if (resolved.result.output.find("empty compose file") != std::string::npos) {
+        throw UsageError(fmt::format("{} defines no services, so it has no service '{}' (the test service)",
+                                     origin, options_.service));
+      }
       throw UsageError(fmt::format("{} is not a valid compose project (`{}` failed, {}):\n{}", origin,
                                    util::shell_join(config), resolved.result.status.describe(),
                                    tail_of(resolved.result.output, 20)));
