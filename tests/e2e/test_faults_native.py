@@ -10,9 +10,12 @@ ready, a Redis killed mid-run), one on a full reports filesystem, all at once. T
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,10 +46,26 @@ def start(testfleet, base, faults, args, config=None, reports_dir=None):
 
 
 @pytest.fixture(scope="module")
-def matrix(testfleet, tmp_path_factory):
+def work_root():
+    """Where this module's runs live: not under pytest's tmp_path, which another pytest session starting
+    meanwhile (ctest runs modules side by side) resets to 0700, shutting PostgreSQL (user postgres) out."""
+    path = Path(tempfile.mkdtemp(prefix="tf-faults-", dir="/tmp"))
+    os.chmod(path, 0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def fresh(root, name):
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
+    os.chmod(path, 0o711)
+    return path
+
+
+@pytest.fixture(scope="module")
+def matrix(testfleet, work_root):
     """Three faulty runs at once; the harness hits groups from outside when their tests ask for it."""
     scenarios = []
-    crash = start(testfleet, tmp_path_factory.mktemp("crash"), {1: "sigkill-wait", 2: "segv", 3: "hang"},
+    crash = start(testfleet, fresh(work_root, "crash"), {1: "sigkill-wait", 2: "segv", 3: "hang"},
                   ["-n", "4", "--timeout", str(GROUP_TIMEOUT), "--kill-grace", "5"])
     scenarios.append(lo.Scenario("crash", *crash, actions=[
         ({"group-1.waiting"}, lambda sc: lo.sigkill_group(sc.run_id, 1))]))
@@ -56,11 +75,11 @@ def matrix(testfleet, tmp_path_factory):
         'command = ["/bin/sh", "-c", "if [ {group} = 1 ]; then exec sleep 600; fi; exec redis-server --port {port} '
         '--bind 127.0.0.1 --save \\"\\" --appendonly no --dir {dir}"]\n'
         'ready-timeout = 5\n')
-    servers = start(testfleet, tmp_path_factory.mktemp("servers"), {2: "sidecar-dies"}, ["-n", "3"],
+    servers = start(testfleet, fresh(work_root, "servers"), {2: "sidecar-dies"}, ["-n", "3"],
                     config=never_ready)
     scenarios.append(lo.Scenario("servers", *servers, actions=[
         ({"group-2.kill-redis"}, lambda sc: lo.sigkill_native_server(sc.sandbox, 2, "redis"))]))
-    full_base = tmp_path_factory.mktemp("fullfs")
+    full_base = fresh(work_root, "fullfs")
     reports = full_base / "reports"
     with lo.small_tmpfs(reports) as mounted:
         if mounted.returncode == 0:
@@ -153,8 +172,8 @@ def stable_leftovers(run_id, sandbox, output, patience=20):
     return last
 
 
-def test_sigkill_of_testfleet_is_cleaned_by_testfleet_clean(testfleet, tmp_path):
-    project, sandbox, launched = start(testfleet, tmp_path, {1: "hang", 2: "hang"}, ["-n", "2"])
+def test_sigkill_of_testfleet_is_cleaned_by_testfleet_clean(testfleet, work_root):
+    project, sandbox, launched = start(testfleet, fresh(work_root, "sigkill"), {1: "hang", 2: "hang"}, ["-n", "2"])
     scenario = lo.Scenario("sigkill", project, sandbox, launched)
     try:
         lo.wait_until(lambda: {"group-1.hanging", "group-2.hanging"} <= scenario.markers(), 300,
@@ -194,10 +213,11 @@ def test_sigkill_of_testfleet_is_cleaned_by_testfleet_clean(testfleet, tmp_path)
         lo.kill_leftover_processes(run_id, sandbox)
 
 
-def test_signal_storm_few_repetitions(testfleet, tmp_path):
+def test_signal_storm_few_repetitions(testfleet, work_root):
     """A few repetitions of scripts/signal-storm.py (50 by hand): SIGINT, SIGTERM or SIGHUP at a random moment."""
     result = subprocess.run([PYTHON, str(REPO / "scripts" / "signal-storm.py"), "--backend", "native",
-                             "--repetitions", "3", "--max-delay", "15", "--binary", testfleet, "--work", str(tmp_path)],
+                             "--repetitions", "3", "--max-delay", "15", "--binary", testfleet, "--work",
+                             str(fresh(work_root, "storm"))],
                             capture_output=True, text=True, timeout=1200, env=clean_env())
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     assert "3 repetitions: 3 passed" in result.stdout, result.stdout[-3000:]

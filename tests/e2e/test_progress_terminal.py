@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import PYTHON, clean_env, copy_fixture, run
 
@@ -57,9 +58,27 @@ class Tmux:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-E", "-", "-t", "run").split("\n")
 
     def exit_status(self):
-        fields = self.tmux("display-message", "-p", "-t", "run", "#{pane_dead} #{pane_dead_status}").split()
+        """The pane's exit code, or minus the signal that killed it; None while it runs."""
+        dead, status, signal_number = self.tmux(
+            "display-message", "-p", "-t", "run", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip().split(":")
+        if dead != "1":
+            return None
+        if signal_number not in ("", "0"):
+            return -int(signal_number)
         # A pane that has just died may not report its status yet: ask again on the next poll.
-        return int(fields[1]) if len(fields) > 1 and fields[0] == "1" else None
+        return int(status) if status else None
+
+    def describe_pane_process(self):
+        """What the pane's process is doing: for a run that does not end."""
+        pid = self.tmux("display-message", "-p", "-t", "run", "#{pane_pid}").strip()
+        lines = [f"pane pid {pid}"]
+        for task in sorted(Path(f"/proc/{pid}/task").glob("*")) if pid.isdigit() else []:
+            try:
+                lines.append(f"  thread {task.name}: {(task / 'stat').read_text().split()[2]} "
+                             f"wchan={(task / 'wchan').read_text()}")
+            except OSError:
+                pass
+        return "\n".join(lines)
 
     def kill(self):
         subprocess.run(self.base + ["kill-server"], capture_output=True, timeout=30)
@@ -92,7 +111,7 @@ def test_status_area_redraws_in_place_and_failed_output_comes_above_it(testfleet
         frames = []
         deadline = time.monotonic() + 300
         while (status := tmux.exit_status()) is None:
-            assert time.monotonic() < deadline, "\n".join(tmux.screen())
+            assert time.monotonic() < deadline, "\n".join(tmux.screen() + [tmux.describe_pane_process()])
             screen = tmux.screen()
             if any(TOTAL_LINE.match(line) for line in screen) and tmux.exit_status() is None:
                 frames.append(check_area(screen, 3, columns))
