@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks_md import replace_section
+from benchmarks_md import load_at_start, machine_description, replace_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 20240607
@@ -162,28 +162,6 @@ def version_of(command):
         return "unknown"
     lines = output.strip().splitlines()
     return lines[0].strip() if lines else "unknown"
-
-
-def machine_description():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    system = platform.system()
-    try:
-        with open("/etc/os-release", encoding="utf-8") as release:
-            for line in release:
-                if line.startswith("PRETTY_NAME="):
-                    system = line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {system}, load average {load} at start"
 
 
 def planned_makespan(binary, groups, suite_dir, pytest_command, log_dir):
@@ -311,7 +289,7 @@ def main():
 
 
 def run(options, count, total, workdir):
-    machine = machine_description()  # before the runs, so the load average is the machine's, not ours
+    machine = machine_description() + load_at_start()  # before the runs, so the load average is the machine's, not ours
     suite_dir = os.path.join(workdir, "suite")
     log_dir = os.path.join(workdir, "logs")
     os.makedirs(log_dir, exist_ok=True)

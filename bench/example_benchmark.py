@@ -35,7 +35,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from benchmarks_md import replace_section
+from benchmarks_md import load_at_start, machine_description, replace_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(REPO, "examples", "django-api")
@@ -176,24 +176,6 @@ def version_of(command):
         return "unknown"
     lines = output.strip().splitlines()
     return lines[-1].strip() if lines else "unknown"
-
-
-def machine_description():
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    system = platform.system()
-    try:
-        with open("/etc/os-release", encoding="utf-8") as release:
-            system = next((line.split("=", 1)[1].strip().strip('"') for line in release
-                           if line.startswith("PRETTY_NAME=")), system)
-    except OSError:
-        pass
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {system}, load average {load} at start"
 
 
 def docker_answers(env):
@@ -341,7 +323,7 @@ def main():
         parser.error(f"no testfleet binary at {options.binary}: build it (scripts/build)")
     options.binary = os.path.abspath(options.binary)
 
-    machine = machine_description()
+    machine = machine_description() + load_at_start()
     software = ", ".join([
         f"Python {platform.python_version()}",
         f"Django {version_of(['/usr/bin/python3', '-c', 'import django; print(django.get_version())'])}",

@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
@@ -38,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks_md import replace_section
+from benchmarks_md import machine_description, replace_section
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 20241126
@@ -150,27 +149,6 @@ def linkage(binary):
     return "dynamic" if "INTERP" in headers else "static"
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    distro = platform.platform()
-    try:
-        with open("/etc/os-release", encoding="utf-8") as release:
-            for line in release:
-                if line.startswith("PRETTY_NAME="):
-                    distro = line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {distro}"
-
-
 def ms(seconds):
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
@@ -197,7 +175,7 @@ def format_section(runs, load, when):
     out.append(f"Measured {when} by `bench/startup_benchmark.py` with hyperfine (seed {SEED}), `plan -n {GROUPS}` "
                "with the generic runner listing the tests with `cat` (IDs as pytest collects them).")
     out.append("")
-    out.append(f"- Machine: {machine()}, load average {load} at start (the wall time includes waiting for a "
+    out.append(f"- Machine: {machine_description()}, load average {load} at start (the wall time includes waiting for a "
                "core; CPU time is testfleet's own work).")
     for measured in runs:
         out.append(f"- {measured['label']}: {measured['version']}, "

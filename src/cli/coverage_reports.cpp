@@ -108,13 +108,12 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
   // Inside a container the host's pytest script says nothing about the container's Python.
   std::vector<std::string> python = on_host ? runner.python_command() : std::vector<std::string>{"python3"};
 
-  std::vector<std::string> combine = python;
-  combine.insert(combine.end(), {"-m", "coverage", "combine", "--keep"});
+  std::vector<std::filesystem::path> inputs;  // on the host
   for (const runners::GroupRequest& group : groups) {
     std::filesystem::path data = group.paths.host_dir / ".coverage";
-    if (std::filesystem::exists(data)) combine.push_back(environment->path_inside(data).string());
+    if (std::filesystem::exists(data)) inputs.push_back(data);
   }
-  if (combine.size() == python.size() + 4) {
+  if (inputs.empty()) {
     printer.line("warning: --cov was given but no group wrote coverage data");
     return false;
   }
@@ -127,16 +126,14 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
     variables["COVERAGE_FILE"] = environment->path_inside(slot.group_reports_dir / ".coverage").string();
   }
   if (on_host && !coverage_importable(python, context, host)) {
-    std::vector<std::filesystem::path> inputs;
-    for (const runners::GroupRequest& group : groups) {
-      std::filesystem::path data = group.paths.host_dir / ".coverage";
-      if (std::filesystem::exists(data)) inputs.push_back(data);
-    }
     // A relative COVERAGE_FILE is relative to where coverage.py would have run: the run's directory.
     bool ok = combine_natively(inputs, context.cwd / variables["COVERAGE_FILE"], python, runner, printer);
     for (const std::string& what : environment->teardown()) printer.line("warning: " + what);
     return ok;
   }
+  std::vector<std::string> combine = python;
+  combine.insert(combine.end(), {"-m", "coverage", "combine", "--keep"});
+  for (const std::filesystem::path& data : inputs) combine.push_back(environment->path_inside(data).string());
   auto run = [&](const std::vector<std::string>& argv) {
     util::SpawnSpec spec;
     spec.cwd = context.cwd;

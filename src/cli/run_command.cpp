@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -104,36 +103,6 @@ class Cleanup {
   bool released_ = false;
 };
 
-// Counts the "test" events of a group's progress stream incrementally, so that live progress costs what the
-// group wrote since the last poll, not the whole stream again (100,000 tests make that matter).
-class ProgressCounter {
- public:
-  explicit ProgressCounter(std::filesystem::path path) : path_(std::move(path)) {}
-
-  std::size_t count() {
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) return count_;
-    in.seekg(static_cast<std::streamoff>(offset_));
-    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    offset_ += chunk.size();
-    partial_ += chunk;
-    std::size_t start = 0;
-    for (std::size_t nl = partial_.find('\n'); nl != std::string::npos; nl = partial_.find('\n', start)) {
-      std::string_view line(partial_.data() + start, nl - start);
-      if (line.find("\"event\": \"test\"") != std::string_view::npos) ++count_;
-      start = nl + 1;
-    }
-    partial_.erase(0, start);  // a line still being written waits for its end
-    return count_;
-  }
-
- private:
-  std::filesystem::path path_;
-  std::uintmax_t offset_ = 0;
-  std::size_t count_ = 0;
-  std::string partial_;
-};
-
 // Why a planned test has no result of its own, as the merged report says it.
 std::string missing_cause(const runners::GroupRequest& group, const runners::GroupReport& report,
                           const std::string& id, const std::optional<std::string>& provision_error,
@@ -167,21 +136,12 @@ std::string missing_cause(const runners::GroupRequest& group, const runners::Gro
     return fmt::format("not run: the run was interrupted ({}) {}", signal_name(stop_signal),
                        was_running ? "while this test was running" : "before this test ran");
   }
-  if (outcome->status.signal != 0) {
-    return was_running
-               ? fmt::format("{} crashed ({}) while running this test", who, outcome->status.describe())
-               : fmt::format("not run: {} ended ({}) before reaching this test", who,
-                             outcome->status.describe());
+  std::string how = execution::describe_exit(outcome->status, in_container);
+  if (execution::ended_by_signal(outcome->status, in_container)) {
+    return was_running ? fmt::format("{} crashed ({}) while running this test", who, how)
+                       : fmt::format("not run: {} ended ({}) before reaching this test", who, how);
   }
-  // Inside a container a signal comes back as the exit code 128+N of `docker compose run`.
-  if (in_container && outcome->status.code > 128 && outcome->status.code < 160) {
-    int sig = outcome->status.code - 128;
-    std::string what = fmt::format("exit {}: {} in its container", outcome->status.code, signal_name(sig));
-    return was_running ? fmt::format("{} crashed ({}) while running this test", who, what)
-                       : fmt::format("not run: {} ended ({}) before reaching this test", who, what);
-  }
-  return fmt::format("not reported: {} ended ({}) without reporting this test", who,
-                     outcome->status.describe());
+  return fmt::format("not reported: {} ended ({}) without reporting this test", who, how);
 }
 
 struct MergeSummary {
@@ -572,10 +532,8 @@ int run_tests(const RunOptions& options) {
       job.argv = environment.wrap_command(command.argv, variables);
       job.env = host;
     }
-    if (runner->streams_progress()) {
-      // Polled four times a second: read only what the group appended since the last poll.
-      auto progress = std::make_shared<ProgressCounter>(group.paths.host_dir / "progress.jsonl");
-      job.finished_tests = [progress]() -> std::optional<std::size_t> { return progress->count(); };
+    if (std::function<std::size_t()> counter = runner->progress_counter(group)) {
+      job.finished_tests = [counter]() -> std::optional<std::size_t> { return counter(); };
     }
     jobs.push_back(std::move(job));
     job_group.push_back(g);

@@ -21,22 +21,27 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string describe_status(const GroupJob& job, const util::ExitStatus& status) {
-  if (job.in_container && status.signal == 0 && status.code > 128 && status.code < 160) {
+std::string describe_end(const GroupJob& job, const GroupOutcome& outcome) {
+  if (outcome.start_error) return "could not start";
+  std::string how = describe_exit(outcome.status, job.in_container);
+  if (outcome.timed_out) return "timed out, " + how;
+  if (outcome.stopped) return "stopped, " + how;
+  return how;
+}
+
+}  // namespace
+
+bool ended_by_signal(const util::ExitStatus& status, bool in_container) {
+  return status.signal != 0 || (in_container && status.code > 128 && status.code < 160);
+}
+
+std::string describe_exit(const util::ExitStatus& status, bool in_container) {
+  if (status.signal == 0 && ended_by_signal(status, in_container)) {
     const char* name = sigabbrev_np(status.code - 128);
     return fmt::format("exit {}: SIG{} in its container", status.code, name != nullptr ? name : "?");
   }
   return status.describe();
 }
-
-std::string describe_end(const GroupJob& job, const GroupOutcome& outcome) {
-  if (outcome.start_error) return "could not start";
-  if (outcome.timed_out) return "timed out, " + describe_status(job, outcome.status);
-  if (outcome.stopped) return "stopped, " + describe_status(job, outcome.status);
-  return describe_status(job, outcome.status);
-}
-
-}  // namespace
 
 std::string failure_block(const GroupJob& job, const GroupOutcome& outcome,
                           const ui::StatusPrinter& printer) {

@@ -67,6 +67,12 @@ class Supervisor {
   std::chrono::steady_clock::time_point started_{};
 };
 
+// Whether a group's process was killed by a signal: on the host, or inside its container, whence
+// `docker compose run` returns the signal as the exit code 128+N.
+bool ended_by_signal(const util::ExitStatus& status, bool in_container);
+// How it ended, in words: "exit 1", "killed by SIGSEGV", "exit 139: SIGSEGV in its container".
+std::string describe_exit(const util::ExitStatus& status, bool in_container);
+
 // The ninja-style block printed after a failed group: `FAILED: group 3 [exit 1]`, the command, its output.
 std::string failure_block(const GroupJob& job, const GroupOutcome& outcome, const ui::StatusPrinter& printer);
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 #include <vector>
 
 #include "reports/junit.hpp"
@@ -44,8 +43,7 @@ namespace {
 // the speed of its bytes). Only a flat object of numbers is accepted; the first problem stops the parse.
 class DurationsReader : public nlohmann::json_sax<nlohmann::json> {
  public:
-  using Map = DurationTable;
-  DurationsReader(const std::filesystem::path& path, const std::string& text, Map& out)
+  DurationsReader(const std::filesystem::path& path, const std::string& text, DurationTable& out)
       : path_(path), text_(text), out_(out) {}
 
   // Empty while the file is good.
@@ -54,12 +52,14 @@ class DurationsReader : public nlohmann::json_sax<nlohmann::json> {
   bool null() override { return not_a_number("null"); }
   bool boolean(bool value) override { return not_a_number(value ? "true" : "false"); }
   bool number_integer(number_integer_t value) override {
-    return number(static_cast<double>(value), std::to_string(value));
+    return number(static_cast<double>(value), [value] { return std::to_string(value); });
   }
   bool number_unsigned(number_unsigned_t value) override {
-    return number(static_cast<double>(value), std::to_string(value));
+    return number(static_cast<double>(value), [value] { return std::to_string(value); });
   }
-  bool number_float(number_float_t value, const string_t& text) override { return number(value, text); }
+  bool number_float(number_float_t value, const string_t& text) override {
+    return number(value, [&text] { return text; });
+  }
   bool string(string_t& value) override { return not_a_number(nlohmann::json(value).dump()); }
   bool binary(binary_t&) override { return not_a_number("binary data"); }
   bool start_object(std::size_t) override {
@@ -91,11 +91,13 @@ class DurationsReader : public nlohmann::json_sax<nlohmann::json> {
   }
 
  private:
-  bool number(double seconds, const std::string& text) {
+  // `text_of` gives the number as the file wrote it, for an error only.
+  template <typename TextOf>
+  bool number(double seconds, TextOf text_of) {
     if (depth_ == 0) return not_an_object("a number");
     if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxSeconds) {
       error_ = fmt::format("{}: the duration of '{}' is {}: it must be between 0 and {} seconds",
-                           path_.string(), key_, text, kMaxSeconds);
+                           path_.string(), key_, text_of(), kMaxSeconds);
       return false;
     }
     out_.insert_or_assign(key_, seconds);  // a key given twice: the last value, as JSON parsers do
@@ -115,7 +117,7 @@ class DurationsReader : public nlohmann::json_sax<nlohmann::json> {
 
   const std::filesystem::path& path_;
   const std::string& text_;
-  Map& out_;
+  DurationTable& out_;
   int depth_ = 0;
   std::string key_;
   std::string error_;
@@ -125,7 +127,7 @@ class DurationsReader : public nlohmann::json_sax<nlohmann::json> {
 
 void DurationStore::load_test_durations(const std::filesystem::path& path) {
   std::string text = util::read_file(path);
-  DurationsReader::Map read;
+  DurationTable read;
   // About a line of JSON per test; the IDs take most of its bytes.
   read.reserve(text.size() / 64, text.size());
   DurationsReader reader(path, text, read);

@@ -139,7 +139,6 @@ GroupReport GenericRunner::read_group(const GroupRequest& group, bool junit_merg
   for (const std::string& id : group.test_ids) {
     if (auto it = by_key.find(id); it != by_key.end()) report.finished[id] = it->second;
   }
-  report.finished_count = report.finished.size();
   return report;
 }
 

@@ -29,7 +29,7 @@ class GenericRunner : public Runner {
   void write_group_files(const GroupRequest& group) const override;
   Command group_command(const GroupRequest& group) const override;
   std::filesystem::path group_junit(const GroupRequest& group) const override;
-  bool streams_progress() const override { return false; }
+  std::function<std::size_t()> progress_counter(const GroupRequest&) const override { return {}; }
   GroupReport read_group(const GroupRequest& group, bool junit_merged_ok) const override;
   reports::JUnitKey junit_key(const std::string& id) const override;
   std::string junit_suite_name() const override { return "testfleet"; }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -243,8 +244,49 @@ GroupReport PytestRunner::read_group(const GroupRequest& group, bool junit_merge
       if (report.running == id) report.running.reset();
     }
   }
-  report.finished_count = report.finished.size();
   return report;
+}
+
+namespace {
+
+// The plugin's progress stream read incrementally: the file offset, a line still being written, and the
+// count so far.
+class ProgressStream {
+ public:
+  explicit ProgressStream(std::filesystem::path path) : path_(std::move(path)) {}
+
+  std::size_t count() {
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) return count_;
+    in.seekg(static_cast<std::streamoff>(offset_));
+    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    offset_ += chunk.size();
+    partial_ += chunk;
+    std::size_t start = 0;
+    for (std::size_t nl = partial_.find('\n'); nl != std::string::npos; nl = partial_.find('\n', start)) {
+      nlohmann::json event =
+          nlohmann::json::parse(partial_.begin() + static_cast<std::ptrdiff_t>(start),
+                                partial_.begin() + static_cast<std::ptrdiff_t>(nl), nullptr,
+                                /*allow_exceptions=*/false);
+      if (event.is_object() && event.value("event", "") == "test") ++count_;
+      start = nl + 1;
+    }
+    partial_.erase(0, start);  // a line still being written waits for its end
+    return count_;
+  }
+
+ private:
+  std::filesystem::path path_;
+  std::uintmax_t offset_ = 0;
+  std::size_t count_ = 0;
+  std::string partial_;
+};
+
+}  // namespace
+
+std::function<std::size_t()> PytestRunner::progress_counter(const GroupRequest& group) const {
+  auto stream = std::make_shared<ProgressStream>(group.paths.host_dir / "progress.jsonl");
+  return [stream] { return stream->count(); };
 }
 
 reports::JUnitKey PytestRunner::junit_key(const std::string& id) const {

@@ -32,7 +32,7 @@ class PytestRunner : public Runner {
   void write_group_files(const GroupRequest& group) const override;
   Command group_command(const GroupRequest& group) const override;
   std::filesystem::path group_junit(const GroupRequest& group) const override;
-  bool streams_progress() const override { return true; }
+  std::function<std::size_t()> progress_counter(const GroupRequest& group) const override;
   GroupReport read_group(const GroupRequest& group, bool junit_merged_ok) const override;
   reports::JUnitKey junit_key(const std::string& id) const override;
   std::string junit_suite_name() const override { return suite_name_; }

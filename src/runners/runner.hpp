@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,7 +45,6 @@ struct GroupReport {
   std::map<std::string, reports::TestCaseRecord> finished;
   std::optional<std::string> running;      // the test it was running when it ended, when known
   std::vector<std::string> not_collected;  // planned, but the group's runner did not find them
-  std::size_t finished_count = 0;          // for progress while it runs
 };
 
 class Runner {
@@ -69,9 +69,11 @@ class Runner {
   // The group's JUnit file on the host, written by the group_command.
   virtual std::filesystem::path group_junit(const GroupRequest& group) const = 0;
 
-  // Whether read_group() can count finished tests while the group runs (pytest's plugin streams them).
-  virtual bool streams_progress() const = 0;
-  // Reads what the group reported so far; cheap enough to call while it runs (for progress).
+  // Counts the group's finished tests while it runs, each call reading only what the group reported since
+  // the last (live progress polls four times a second, and 100,000 tests make a whole re-read costly).
+  // Empty when the runner cannot tell until the group ends.
+  virtual std::function<std::size_t()> progress_counter(const GroupRequest& group) const = 0;
+  // Reads what the group reported, once it has ended.
   virtual GroupReport read_group(const GroupRequest& group, bool junit_merged_ok) const = 0;
 
   // The JUnit (classname, name) a test would be reported under, for durations from JUnit files and for

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <functional>
+
 #include "runners/generic_runner.hpp"
 #include "runners/pytest_runner.hpp"
 #include "util/error.hpp"
@@ -87,6 +90,29 @@ TEST(PytestRunner, ReadsProgressEvenWhenTheLastLineIsCut) {
   ASSERT_TRUE(report.running);
   EXPECT_EQ(*report.running, "a.py::t2");
   EXPECT_EQ(report.not_collected, (std::vector<std::string>{"a.py::t3"}));
+}
+
+TEST(PytestRunner, ProgressCounterReadsWhatWasAppendedAndWaitsForACutLine) {
+  testfleet::util::TempDir dir("tf-runner-");
+  GroupRequest group;
+  group.index = 1;
+  group.paths = {dir.path(), dir.path(), dir.path()};
+  PytestRunner runner({"pytest"}, "/p");
+  std::function<std::size_t()> count = runner.progress_counter(group);
+  ASSERT_TRUE(count);
+  EXPECT_EQ(count(), 0u);  // no stream yet
+  std::filesystem::path stream = dir.path() / "progress.jsonl";
+  auto append = [&](const std::string& text) { std::ofstream(stream, std::ios::app) << text; };
+  append("{\"event\": \"start\", \"id\": \"a.py::t1\"}\n{\"event\": \"test\", \"id\": \"a.py::t1\"}\n");
+  EXPECT_EQ(count(), 1u);
+  append("{\"event\":\"test\",\"id\":\"a.py::t2\"");  // compact separators, and not finished yet
+  EXPECT_EQ(count(), 1u);
+  append("}\n{\"event\": \"finish\"}\n");
+  EXPECT_EQ(count(), 2u);
+  EXPECT_EQ(count(), 2u);  // nothing new
+  GenericRunner generic({"./runner.py", "--list"}, {"./runner.py", "{tests}", "--junit={junit}"},
+                        std::nullopt);
+  EXPECT_FALSE(generic.progress_counter(group));  // it cannot tell before the group ends
 }
 
 TEST(GenericRunner, FillsPlaceholders) {
