@@ -39,6 +39,7 @@ class Tmux:
         config = directory / "tmux.conf"
         config.write_text("set -g remain-on-exit on\nset -g history-limit 100000\nset -g status off\n")
         self.base = ["tmux", "-S", self.socket, "-f", str(config)]
+        self.status_file = directory / "pane-exit-status"
         self.columns, self.rows = columns, rows
 
     def tmux(self, *args):
@@ -47,7 +48,14 @@ class Tmux:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def start(self, command):
+    def start(self, argv):
+        """Runs argv in the pane; a shell inside the pane writes its exit status to a file when it ends.
+
+        The file, not tmux's #{pane_dead}, says when the run is over: the shell reaps the run itself, while tmux
+        has to notice its pane's end; in one CI run it never did, and the test waited 300 s for a zombie pane."""
+        self.status_file.unlink(missing_ok=True)
+        command = shlex.join(["sh", "-c", '"$@"; echo $? > "$0.tmp" && mv "$0.tmp" "$0"', str(self.status_file)]
+                             + list(argv))
         self.tmux("new-session", "-d", "-s", "run", "-x", str(self.columns), "-y", str(self.rows), command)
 
     def screen(self):
@@ -58,18 +66,14 @@ class Tmux:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-E", "-", "-t", "run").split("\n")
 
     def exit_status(self):
-        """The pane's exit code, or minus the signal that killed it; None while it runs."""
-        dead, status, signal_number = self.tmux(
-            "display-message", "-p", "-t", "run", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip().split(":")
-        if dead != "1":
+        """The command's exit status (128 + the signal that killed it, as a shell says); None while it runs."""
+        try:
+            return int(self.status_file.read_text())
+        except FileNotFoundError:
             return None
-        if signal_number not in ("", "0"):
-            return -int(signal_number)
-        # A pane that has just died may not report its status yet: ask again on the next poll.
-        return int(status) if status else None
 
     def describe_pane_process(self):
-        """What the pane's process is doing: for a run that does not end."""
+        """What the pane's processes are doing, and which signals tmux blocks: for a run that does not end."""
         pid = self.tmux("display-message", "-p", "-t", "run", "#{pane_pid}").strip()
         lines = [f"pane pid {pid}"]
         for task in sorted(Path(f"/proc/{pid}/task").glob("*")) if pid.isdigit() else []:
@@ -78,6 +82,13 @@ class Tmux:
                              f"wchan={(task / 'wchan').read_text()}")
             except OSError:
                 pass
+        try:
+            server = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            blocked = [line for line in Path(f"/proc/{server}/status").read_text().splitlines()
+                       if line.startswith(("SigBlk", "SigIgn"))]
+            lines.append(f"tmux server {server}: " + ", ".join(blocked))
+        except (OSError, IndexError):
+            pass
         return "\n".join(lines)
 
     def kill(self):
@@ -104,8 +115,8 @@ def test_status_area_redraws_in_place_and_failed_output_comes_above_it(testfleet
     project = copy_fixture("basic", tmp_path)
     columns, rows = 120, 40
     tmux = Tmux(tmp_path, columns, rows)
-    command = shlex.join(["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(project), testfleet, "run", "-n",
-                          "3", "--", PYTHON, "-m", "pytest", "--junit-xml=unit.xml", "tests"])
+    command = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(project), testfleet, "run", "-n", "3", "--",
+               PYTHON, "-m", "pytest", "--junit-xml=unit.xml", "tests"]
     try:
         tmux.start(command)
         frames = []
