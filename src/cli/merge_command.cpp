@@ -39,7 +39,7 @@ int merge_reports(const std::string& kind, const std::string& out, const std::ve
   if (files.empty()) throw UsageError("no input files to merge");
   if (kind == "junit") {
     reports::JUnitMerger merger;
-    for (const std::string& file : files) merger.add_file(file);
+    merger.add_files(std::vector<std::filesystem::path>(files.begin(), files.end()));
     merger.write(out);
     for (const reports::InputProblem& problem : merger.problems()) {
       std::cerr << "testfleet: error: " << problem.message << "\n";

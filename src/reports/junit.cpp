@@ -2,8 +2,11 @@
 // (counts from the top-level suites' attributes) and GitLab (testcases only) read right.
 //
 // Every testcase is kept as its producer wrote it (failure text, system-out, Surefire's rerun and flaky
-// elements), serialised once when its file is read, so that only one input document is in memory at a
-// time and the merged result costs about the size of the inputs. Two things are rewritten because
+// elements). What is kept in memory is where each testcase's text is in its file: the text is copied from
+// the file again when the result is written, so a merge holds two input documents at a time (files are
+// read on two threads) and a few dozen bytes a testcase, whatever the size of the inputs. A testcase whose
+// text cannot be copied as it is (see XmlInput::verbatim) is serialised from its document and kept in
+// memory instead. Two things are rewritten because
 // consumers would otherwise misread them: a time with thousands commas ("1,234.5" reads as 1 in Ruby and
 // fails in Python), and ctest's `status="disabled"`/`"notrun"` testcase, which has no child element and so
 // reads as passed: it gets a <skipped> child. Counts are never trusted: every suite's tests, failures,
@@ -11,9 +14,12 @@
 // what the top-level attributes must say for a publisher that reads nothing else.
 #include "reports/junit.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -22,6 +28,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -295,7 +302,7 @@ std::string testcase_xml(const TestCaseRecord& record) {
   return xml;
 }
 
-// Holds the serialised testcases in 1 MiB chunks: nothing moves once stored (a growing std::string would
+// Holds the serialised testcases in 64 KiB chunks: nothing moves once stored (a growing std::string would
 // copy everything at each doubling and hold twice the size meanwhile), and there is no per-testcase heap
 // block to pay for.
 class Arena {
@@ -317,12 +324,37 @@ class Arena {
     return {at, text.size()};
   }
 
+  // Takes another arena's blocks: what was stored in it stays where it is.
+  void absorb(Arena&& other) {
+    for (auto& block : other.large_) large_.push_back(std::move(block));
+    // Its chunks go before ours, so that our current chunk stays the one being filled.
+    for (auto& chunk : other.chunks_) large_.push_back(std::move(chunk));
+    other.large_.clear();
+    other.chunks_.clear();
+    other.used_ = kChunkBytes;
+  }
+
  private:
-  static constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kChunkBytes = std::size_t{1} << 16;
   std::vector<std::unique_ptr<char[]>> chunks_;
   std::vector<std::unique_ptr<char[]>> large_;
   std::size_t used_ = kChunkBytes;  // no chunk yet
 };
+
+// A sorted copy of `values`, by bytes from the lowest (LSD radix): linear in their number, where a comparison
+// sort of 200,000 hashes took a fifth of a whole merge.
+std::vector<std::uint64_t> radix_sorted(const std::vector<std::uint64_t>& values) {
+  std::vector<std::uint64_t> sorted(values);
+  std::vector<std::uint64_t> scratch(values.size());
+  for (unsigned shift = 0; shift < 64; shift += 8) {
+    std::array<std::size_t, 257> start{};
+    for (std::uint64_t value : sorted) ++start[((value >> shift) & 0xFF) + 1];
+    for (std::size_t digit = 1; digit < start.size(); ++digit) start[digit] += start[digit - 1];
+    for (std::uint64_t value : sorted) scratch[start[(value >> shift) & 0xFF]++] = value;
+    sorted.swap(scratch);
+  }
+  return sorted;
+}
 
 }  // namespace
 
@@ -336,17 +368,16 @@ std::vector<TestCaseRecord> read_testcases(const std::filesystem::path& path) {
 struct JUnitMerger::Impl {
   class MergingVisitor;
 
-  // 24 bytes a testcase besides its XML and 12 more in `hashes` and its suite's items: a merge of
-  // 200,000 costs little more than their text.
+  // 24 bytes a testcase, 8 more in `hashes` and 4 in its suite's items: a merge of 200,000 testcases holds
+  // under 8 MiB of them.
   struct Case {
-    const char* xml;  // in `arena`
+    std::uint64_t where;  // offset in its source file (in_file), or address in `arena`
     std::uint32_t length;
     std::uint32_t suite;
     std::uint32_t source;  // 0 is add_testcase, files count from 1
     Outcome outcome;
     bool flaky;
-
-    std::string_view text() const { return {xml, length}; }
+    bool in_file;
   };
   // A suite's items: testcases, and nested suites flagged by the top bit.
   static constexpr std::uint32_t kSuiteItem = 0x80000000u;
@@ -354,8 +385,8 @@ struct JUnitMerger::Impl {
     std::string name;
     std::vector<std::pair<std::string, std::string>> attributes;  // as first written, counts excluded
     double time = 0;
-    bool disabled_attribute = false;  // ctest writes one; recomputed when any input had it
-    std::string properties;           // <property> elements, each once
+    bool disabled_attribute = false;      // ctest writes one; recomputed when any input had it
+    std::vector<std::string> properties;  // <property> elements, each once, in the order first seen
     std::unordered_set<std::string> property_set;
     std::string system_out;
     std::string system_err;
@@ -370,17 +401,34 @@ struct JUnitMerger::Impl {
     std::size_t skipped = 0;
     std::size_t not_run = 0;
   };
+  struct SourceFile {
+    std::filesystem::path path;
+    FileIdentity identity;
+    int fd = -1;  // the first kFilesKeptOpen files stay open; others are opened again by path
+  };
+  static constexpr std::size_t kFilesKeptOpen = 128;
+  class TextReader;
 
   // suites[0] is the root: its children are the top-level suites.
   std::vector<Suite> suites{1};
   std::deque<Case> cases;
-  // Hash of (classname, name) of cases[i]: the names are read back from the XML only for equal hashes.
-  std::deque<std::uint64_t> hashes;
+  // Hash of (classname, name) of cases[i]: the names are read back only for equal hashes.
+  std::vector<std::uint64_t> hashes;
+  // files[source - 1]: what a case's text is read back from.
+  std::vector<SourceFile> files;
   Arena arena;
   std::string scratch;  // one testcase serialised, reused
   std::vector<InputProblem> problems;
   std::string root_name;
-  std::uint32_t sources = 0;
+
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() {
+    for (const SourceFile& file : files) {
+      if (file.fd >= 0) ::close(file.fd);
+    }
+  }
 
   static std::uint64_t identity_hash(std::string_view classname, std::string_view name) {
     std::uint64_t a = std::hash<std::string_view>{}(classname);
@@ -399,22 +447,31 @@ struct JUnitMerger::Impl {
     return index;
   }
 
+  // A testcase whose text is `xml`, kept in memory.
   void add_case(std::uint32_t suite, std::uint32_t source, std::string_view classname, std::string_view name,
                 const Verdict& verdict, std::string_view xml) {
-    auto index = static_cast<std::uint32_t>(cases.size());
-    if (index >= kSuiteItem) throw UsageError("more than 2^31 testcases to merge");
-    hashes.push_back(identity_hash(classname, name));
-    suites[suite].items.push_back(index);
     std::string_view stored = arena.store(xml);
-    cases.push_back({stored.data(), static_cast<std::uint32_t>(stored.size()), suite, source, verdict.outcome,
-                     verdict.flaky});
+    add_case(suite, source, classname, name, verdict, reinterpret_cast<std::uintptr_t>(stored.data()),
+             stored.size(), false);
   }
 
-  // The testcase as read back from its stored XML; outcome and flakiness as judged when it was read (a
-  // not-run testcase was given a <skipped> on the way).
-  TestCaseRecord record(const Case& stored) const {
+  void add_case(std::uint32_t suite, std::uint32_t source, std::string_view classname, std::string_view name,
+                const Verdict& verdict, std::uint64_t where, std::size_t length, bool in_file) {
+    auto index = static_cast<std::uint32_t>(cases.size());
+    if (index >= kSuiteItem) throw UsageError("more than 2^31 testcases to merge");
+    if (length > UINT32_MAX)
+      throw UsageError(fmt::format("a testcase of {} bytes: too large to merge", length));
+    hashes.push_back(identity_hash(classname, name));
+    suites[suite].items.push_back(index);
+    cases.push_back(
+        {where, static_cast<std::uint32_t>(length), suite, source, verdict.outcome, verdict.flaky, in_file});
+  }
+
+  // The testcase as read back from its XML; outcome and flakiness as judged when it was read (a not-run
+  // testcase was given a <skipped> on the way).
+  TestCaseRecord record(const Case& stored, std::string_view xml) const {
     pugi::xml_document doc;
-    doc.load_buffer(stored.xml, stored.length, pugi::parse_default);
+    doc.load_buffer(xml.data(), xml.size(), pugi::parse_default);
     pugi::xml_node node = doc.first_child();
     Verdict verdict = judge(node);
     verdict.outcome = stored.outcome;
@@ -426,6 +483,10 @@ struct JUnitMerger::Impl {
     }
     return result;
   }
+
+  // Adds what another merger read (from the files after ours) as if this one had read it: its suites merged
+  // into ours by name, its testcases after ours in each.
+  void absorb(Impl&& other);
 
   Counts count(std::uint32_t suite, std::vector<Counts>& counts) const {
     Counts total;
@@ -462,67 +523,218 @@ struct JUnitMerger::Impl {
     return total;
   }
 
-  void write_suite(ReportWriter& writer, std::uint32_t index, const std::vector<Counts>& counts,
-                   int depth) const {
-    std::string& out = writer.buffer();
-    const Suite& suite = suites[index];
-    const Counts& c = counts[index];
-    std::string indent(static_cast<std::size_t>(depth) * 2, ' ');
-    out += indent;
-    out += "<testsuite";
-    append_attribute(out, "name", suite.name);
-    append_attribute(out, "tests", std::to_string(c.tests));
-    append_attribute(out, "failures", std::to_string(c.failures));
-    append_attribute(out, "errors", std::to_string(c.errors));
-    append_attribute(out, "skipped", std::to_string(c.skipped));
-    if (suite.disabled_attribute) append_attribute(out, "disabled", std::to_string(c.not_run));
-    append_attribute(out, "time", format_time(suite.time));
-    for (const auto& [name, value] : suite.attributes) append_attribute(out, name, value);
-    out += ">\n";
-    if (!suite.properties.empty()) {
-      out += indent + "  <properties>" + suite.properties + "</properties>\n";
-    }
-    for (std::uint32_t item : suite.items) {
-      if (item & kSuiteItem) {
-        write_suite(writer, item & ~kSuiteItem, counts, depth + 1);
-      } else {
-        out += indent;
-        out += "  ";
-        out += cases[item].text();
-        out += '\n';
-        writer.maybe_flush();
+  void write_suite(ReportWriter& writer, TextReader& texts, std::uint32_t index,
+                   const std::vector<Counts>& counts, int depth) const;
+  void collect(TextReader& texts, std::uint32_t suite, std::vector<TestCaseRecord>& out) const;
+};
+
+// Reads testcases' text back from their files: each time a testcase is not in what was read last, it and the
+// testcases after it in the same suite and the same file (in file order, close together) are read at once,
+// so that writing a merge reads each file about once, in a few large reads.
+class JUnitMerger::Impl::TextReader {
+ public:
+  explicit TextReader(const Impl& impl) : impl_(impl) {}
+  ~TextReader() { close_file(); }
+  TextReader(const TextReader&) = delete;
+  TextReader& operator=(const TextReader&) = delete;
+
+  // The text of the testcase items[k]. Valid until the next call. Throws UsageError when its file is gone
+  // or has changed since it was merged.
+  std::string_view text(const std::vector<std::uint32_t>& items, std::size_t k) {
+    const Case& first = impl_.cases[items[k]];
+    if (!first.in_file) return {reinterpret_cast<const char*>(first.where), first.length};
+    if (first.source != buffer_source_ || first.where < buffer_offset_ ||
+        first.where + first.length > buffer_offset_ + buffer_.size()) {
+      std::uint64_t end = first.where + first.length;
+      for (std::size_t next = k + 1; next < items.size() && !(items[next] & kSuiteItem); ++next) {
+        const Case& c = impl_.cases[items[next]];
+        if (!c.in_file || c.source != first.source || c.where < end || c.where - end > kMaxGap ||
+            c.where + c.length - first.where > kMaxRead) {
+          break;
+        }
+        end = c.where + c.length;
       }
+      read(first.source, first.where, end - first.where);
     }
-    if (!suite.others.empty()) out += indent + "  " + suite.others + "\n";
-    if (!suite.system_out.empty()) {
-      out += indent + "  <system-out>";
-      append_escaped(out, suite.system_out, false);
-      out += "</system-out>\n";
-    }
-    if (!suite.system_err.empty()) {
-      out += indent + "  <system-err>";
-      append_escaped(out, suite.system_err, false);
-      out += "</system-err>\n";
-    }
-    out += indent + "</testsuite>\n";
-    writer.maybe_flush();
+    return {buffer_.data() + (first.where - buffer_offset_), first.length};
   }
 
-  void collect(std::uint32_t suite, std::vector<TestCaseRecord>& out) const {
-    for (std::uint32_t item : suites[suite].items) {
-      if (item & kSuiteItem) {
-        collect(item & ~kSuiteItem, out);
-      } else {
-        out.push_back(record(cases[item]));
+ private:
+  // Testcases further apart than this are read separately; a read stops growing at kMaxRead.
+  static constexpr std::uint64_t kMaxGap = 4096;
+  static constexpr std::uint64_t kMaxRead = std::uint64_t{1} << 20;
+
+  void read(std::uint32_t source, std::uint64_t offset, std::uint64_t length) {
+    const SourceFile& file = impl_.files[source - 1];
+    if (source != fd_source_) {
+      close_file();
+      buffer_source_ = 0;
+      int fd = file.fd >= 0 ? file.fd : ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) changed(file, std::strerror(errno));
+      fd_ = fd;
+      fd_source_ = source;
+      if (identity_of(fd) != file.identity) {
+        close_file();
+        changed(file, "modified or replaced");
       }
     }
+    buffer_source_ = 0;
+    buffer_.resize(length);
+    std::size_t done = 0;
+    while (done < length) {
+      ssize_t got = ::pread(fd_, buffer_.data() + done, length - done, static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) changed(file, std::strerror(errno));
+      if (got == 0) changed(file, "shorter than it was");
+      done += static_cast<std::size_t>(got);
+    }
+    buffer_source_ = source;
+    buffer_offset_ = offset;
   }
+
+  // Closes the file being read unless the merger keeps it open.
+  void close_file() {
+    if (fd_ >= 0 && fd_ != impl_.files[fd_source_ - 1].fd) ::close(fd_);
+    fd_ = -1;
+    fd_source_ = 0;
+  }
+
+  [[noreturn]] static void changed(const SourceFile& file, std::string_view what) {
+    throw UsageError(
+        fmt::format("{}: changed while it was being merged ({}): merge it again", file.path.string(), what));
+  }
+
+  const Impl& impl_;
+  int fd_ = -1;
+  std::uint32_t fd_source_ = 0;
+  std::string buffer_;
+  std::uint32_t buffer_source_ = 0;  // 0: nothing read
+  std::uint64_t buffer_offset_ = 0;
 };
+
+void JUnitMerger::Impl::write_suite(ReportWriter& writer, TextReader& texts, std::uint32_t index,
+                                    const std::vector<Counts>& counts, int depth) const {
+  std::string& out = writer.buffer();
+  const Suite& suite = suites[index];
+  const Counts& c = counts[index];
+  std::string indent(static_cast<std::size_t>(depth) * 2, ' ');
+  out += indent;
+  out += "<testsuite";
+  append_attribute(out, "name", suite.name);
+  append_attribute(out, "tests", std::to_string(c.tests));
+  append_attribute(out, "failures", std::to_string(c.failures));
+  append_attribute(out, "errors", std::to_string(c.errors));
+  append_attribute(out, "skipped", std::to_string(c.skipped));
+  if (suite.disabled_attribute) append_attribute(out, "disabled", std::to_string(c.not_run));
+  append_attribute(out, "time", format_time(suite.time));
+  for (const auto& [name, value] : suite.attributes) append_attribute(out, name, value);
+  out += ">\n";
+  if (!suite.properties.empty()) {
+    out += indent + "  <properties>";
+    for (const std::string& property : suite.properties) out += property;
+    out += "</properties>\n";
+  }
+  for (std::size_t k = 0; k < suite.items.size(); ++k) {
+    std::uint32_t item = suite.items[k];
+    if (item & kSuiteItem) {
+      write_suite(writer, texts, item & ~kSuiteItem, counts, depth + 1);
+    } else {
+      out += indent;
+      out += "  ";
+      out += texts.text(suite.items, k);
+      out += '\n';
+      writer.maybe_flush();
+    }
+  }
+  if (!suite.others.empty()) out += indent + "  " + suite.others + "\n";
+  if (!suite.system_out.empty()) {
+    out += indent + "  <system-out>";
+    append_escaped(out, suite.system_out, false);
+    out += "</system-out>\n";
+  }
+  if (!suite.system_err.empty()) {
+    out += indent + "  <system-err>";
+    append_escaped(out, suite.system_err, false);
+    out += "</system-err>\n";
+  }
+  out += indent + "</testsuite>\n";
+  writer.maybe_flush();
+}
+
+void JUnitMerger::Impl::collect(TextReader& texts, std::uint32_t suite,
+                                std::vector<TestCaseRecord>& out) const {
+  const std::vector<std::uint32_t>& items = suites[suite].items;
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    if (items[k] & kSuiteItem) {
+      collect(texts, items[k] & ~kSuiteItem, out);
+    } else {
+      out.push_back(record(cases[items[k]], texts.text(items, k)));
+    }
+  }
+}
+
+void JUnitMerger::Impl::absorb(Impl&& other) {
+  auto case_base = static_cast<std::uint32_t>(cases.size());
+  auto source_base = static_cast<std::uint32_t>(files.size());
+  for (SourceFile& file : other.files) {
+    files.push_back(file);
+    file.fd = -1;
+  }
+  for (InputProblem& problem : other.problems) problems.push_back(std::move(problem));
+  if (root_name.empty()) root_name = std::move(other.root_name);
+  arena.absorb(std::move(other.arena));
+  if (case_base + other.cases.size() >= kSuiteItem) throw UsageError("more than 2^31 testcases to merge");
+  for (std::size_t i = 0; i < other.cases.size(); ++i) {
+    Case c = other.cases[i];
+    if (c.source != 0) c.source += source_base;
+    cases.push_back(c);
+    hashes.push_back(other.hashes[i]);
+  }
+  // Suites by name under the same parent, depth first, as reading the other files here would have.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> pending{{0, 0}};  // (other's suite, ours)
+  while (!pending.empty()) {
+    auto [from, to] = pending.back();
+    pending.pop_back();
+    Suite& theirs = other.suites[from];
+    if (from != 0) {
+      Suite& ours = suites[to];
+      for (auto& attribute : theirs.attributes) {
+        bool known = false;
+        for (const auto& existing : ours.attributes) known = known || existing.first == attribute.first;
+        if (!known) ours.attributes.push_back(std::move(attribute));
+      }
+      ours.disabled_attribute = ours.disabled_attribute || theirs.disabled_attribute;
+      ours.time += theirs.time;
+      for (std::string& property : theirs.properties) {
+        if (ours.property_set.insert(property).second) ours.properties.push_back(std::move(property));
+      }
+      for (auto [text, added] : {std::pair{&ours.system_out, &theirs.system_out},
+                                 std::pair{&ours.system_err, &theirs.system_err}}) {
+        if (!text->empty() && !added->empty() && text->back() != '\n') *text += '\n';
+        *text += *added;
+      }
+      ours.others += theirs.others;
+    }
+    // Nested suites are visited after this suite's own items are placed, in their order.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> nested;
+    for (std::uint32_t item : theirs.items) {
+      if (item & kSuiteItem) {
+        std::uint32_t child = item & ~kSuiteItem;
+        nested.emplace_back(child, child_suite(to, other.suites[child].name));
+      } else {
+        suites[to].items.push_back(case_base + item);
+        cases[case_base + item].suite = to;
+      }
+    }
+    for (auto it = nested.rbegin(); it != nested.rend(); ++it) pending.push_back(*it);
+  }
+}
 
 // Adds one file's suites and testcases to the merged tree.
 class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
  public:
-  MergingVisitor(Impl& merger, std::uint32_t source) : merger_(merger), source_(source) {
+  MergingVisitor(Impl& merger, const XmlInput& input, std::uint32_t source)
+      : merger_(merger), input_(input), source_(source) {
     stack_.push_back(0);
   }
 
@@ -554,9 +766,16 @@ class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
 
   void testcase(pugi::xml_node testcase, const Verdict& verdict, std::string_view) override {
     pugi::xml_attribute time = testcase.attribute("time");
-    if (time && std::string_view(time.value()).find(',') != std::string_view::npos) {
-      time.set_value(fmt::format("{}", verdict.time).c_str());
+    bool time_with_commas = time && std::string_view(time.value()).find(',') != std::string_view::npos;
+    if (!time_with_commas && verdict.outcome != Outcome::kNotRun) {
+      // Nothing to rewrite: the producer's own text, copied from the file when the result is written.
+      if (std::optional<std::string_view> text = input_.verbatim(testcase)) {
+        merger_.add_case(stack_.back(), source_, verdict.classname, verdict.name, verdict,
+                         input_.offset_of(*text), text->size(), true);
+        return;
+      }
     }
+    if (time_with_commas) time.set_value(fmt::format("{}", verdict.time).c_str());
     if (verdict.outcome == Outcome::kNotRun) {
       std::string message = fmt::format("status={}", testcase.attribute("status").value());
       testcase.append_child("skipped").append_attribute("message").set_value(message.c_str());
@@ -574,7 +793,7 @@ class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
         if (property.type() != pugi::node_element) continue;
         std::string xml;
         append_element(xml, property);
-        if (merged.property_set.insert(xml).second) merged.properties += xml;
+        if (merged.property_set.insert(xml).second) merged.properties.push_back(std::move(xml));
       }
     } else if (name == "system-out" || name == "system-err") {
       std::string& text = name == "system-out" ? merged.system_out : merged.system_err;
@@ -588,6 +807,7 @@ class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
 
  private:
   Impl& merger_;
+  const XmlInput& input_;
   std::uint32_t source_;
   std::vector<std::uint32_t> stack_;
 };
@@ -597,9 +817,12 @@ JUnitMerger::~JUnitMerger() = default;
 
 bool JUnitMerger::add_file(const std::filesystem::path& path) {
   try {
-    XmlInput input(path, {"testsuites", "testsuite"});
+    impl_->files.push_back({std::filesystem::absolute(path), {}});
+    XmlInput input(path, {"testsuites", "testsuite"}, Doctype::kRefuse, SourceText::kKeep);
+    impl_->files.back().identity = input.identity();
+    if (impl_->files.size() <= Impl::kFilesKeptOpen) impl_->files.back().fd = input.release_file();
     // walk_file refuses a file before its first suite is visited, so a refused file adds nothing.
-    Impl::MergingVisitor visitor(*impl_, ++impl_->sources);
+    Impl::MergingVisitor visitor(*impl_, input, static_cast<std::uint32_t>(impl_->files.size()));
     walk_file(input, visitor);
     if (impl_->root_name.empty() && std::string_view(input.root().name()) == "testsuites") {
       impl_->root_name = input.root().attribute("name").value();
@@ -609,6 +832,45 @@ bool JUnitMerger::add_file(const std::filesystem::path& path) {
     impl_->problems.push_back({path, error.what()});
     return false;
   }
+}
+
+std::vector<bool> JUnitMerger::add_files(const std::vector<std::filesystem::path>& paths) {
+  std::vector<bool> added(paths.size(), false);
+  // Split where half the bytes are: the first part is read here, the rest on a second thread into a merger of
+  // its own, absorbed after ours, which gives what reading them all here in order would.
+  std::vector<std::uintmax_t> sizes(paths.size(), 0);
+  std::uintmax_t total = 0;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    std::error_code ec;
+    sizes[i] = std::filesystem::file_size(paths[i], ec);
+    if (ec) sizes[i] = 0;
+    total += sizes[i];
+  }
+  std::size_t split = 0;
+  for (std::uintmax_t so_far = 0; split < paths.size() && so_far * 2 < total; ++split) so_far += sizes[split];
+  if (paths.size() < 2 || std::thread::hardware_concurrency() < 2 || split == paths.size()) {
+    for (std::size_t i = 0; i < paths.size(); ++i) added[i] = add_file(paths[i]);
+    return added;
+  }
+  JUnitMerger rest;
+  std::exception_ptr failure;
+  std::thread second([&] {
+    try {
+      for (std::size_t i = split; i < paths.size(); ++i) added[i] = rest.add_file(paths[i]);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  try {
+    for (std::size_t i = 0; i < split; ++i) added[i] = add_file(paths[i]);
+  } catch (...) {
+    second.join();
+    throw;
+  }
+  second.join();
+  if (failure) std::rethrow_exception(failure);
+  impl_->absorb(std::move(*rest.impl_));
+  return added;
 }
 
 void JUnitMerger::add_testcase(const std::string& suite, const TestCaseRecord& record) {
@@ -627,6 +889,7 @@ void JUnitMerger::write(const std::filesystem::path& out, std::optional<double> 
   double time = 0;
   for (std::uint32_t item : impl_->suites[0].items) time += impl_->suites[item & ~Impl::kSuiteItem].time;
   ReportWriter writer(out);
+  Impl::TextReader texts(*impl_);
   std::string& xml = writer.buffer();
   xml += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites";
   if (!impl_->root_name.empty()) append_attribute(xml, "name", impl_->root_name);
@@ -637,7 +900,7 @@ void JUnitMerger::write(const std::filesystem::path& out, std::optional<double> 
   append_attribute(xml, "time", format_time(wall_time.value_or(time)));
   xml += ">\n";
   for (std::uint32_t item : impl_->suites[0].items)
-    impl_->write_suite(writer, item & ~Impl::kSuiteItem, counts, 1);
+    impl_->write_suite(writer, texts, item & ~Impl::kSuiteItem, counts, 1);
   writer.buffer() += "</testsuites>\n";
   writer.commit();
 }
@@ -649,7 +912,8 @@ const std::vector<InputProblem>& JUnitMerger::problems() const {
 std::vector<TestCaseRecord> JUnitMerger::testcases() const {
   std::vector<TestCaseRecord> records;
   records.reserve(impl_->cases.size());
-  impl_->collect(0, records);
+  Impl::TextReader texts(*impl_);
+  impl_->collect(texts, 0, records);
   return records;
 }
 
@@ -667,12 +931,27 @@ Totals JUnitMerger::totals() const {
 }
 
 std::vector<std::pair<std::string, std::string>> JUnitMerger::duplicates() const {
-  std::vector<std::uint32_t> order(impl_->cases.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  const std::deque<std::uint64_t>& hashes = impl_->hashes;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return std::tie(hashes[a], a) < std::tie(hashes[b], b);
-  });
+  const std::vector<std::uint64_t>& hashes = impl_->hashes;
+  // The hashes that occur more than once, found in a sorted copy; usually there are none, and only the
+  // testcases with one of them are looked at again.
+  std::vector<std::uint64_t> repeated;
+  {
+    std::vector<std::uint64_t> sorted = radix_sorted(hashes);
+    for (std::size_t i = 1; i < sorted.size(); ++i) {
+      if (sorted[i] == sorted[i - 1] && (repeated.empty() || repeated.back() != sorted[i])) {
+        repeated.push_back(sorted[i]);
+      }
+    }
+  }
+  if (repeated.empty()) return {};
+  Impl::TextReader texts(*impl_);
+  // The testcases of each repeated hash, grouped by hash and in the order they were added.
+  std::vector<std::uint32_t> order;
+  for (std::uint32_t i = 0; i < hashes.size(); ++i) {
+    if (std::binary_search(repeated.begin(), repeated.end(), hashes[i])) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return hashes[a] < hashes[b]; });
   // (first index, names) of every duplicate, put back in the order the testcases were added.
   std::vector<std::pair<std::uint32_t, std::pair<std::string, std::string>>> found;
   for (std::size_t begin = 0; begin < order.size();) {
@@ -687,7 +966,7 @@ std::vector<std::pair<std::string, std::string>> JUnitMerger::duplicates() const
       // Equal hashes: compare the names themselves, read back from the stored testcases.
       std::map<std::pair<std::string, std::string>, std::pair<std::uint32_t, std::set<std::uint32_t>>> names;
       for (std::size_t i = begin; i < end; ++i) {
-        TestCaseRecord record = impl_->record(impl_->cases[order[i]]);
+        TestCaseRecord record = impl_->record(impl_->cases[order[i]], texts.text({order[i]}, 0));
         auto [it, inserted] =
             names.try_emplace({record.classname, record.name}, order[i], std::set<std::uint32_t>{});
         it->second.second.insert(impl_->cases[order[i]].source);

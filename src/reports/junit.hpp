@@ -4,6 +4,7 @@
 // and the good ones are still merged.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -12,7 +13,7 @@
 
 namespace testfleet::reports {
 
-enum class Outcome {
+enum class Outcome : std::uint8_t {
   kPassed,
   kFailed,
   kError,
@@ -63,6 +64,9 @@ class JUnitMerger {
   // Adds every suite and testcase of a file, kept as written (failure text, system-out, properties,
   // rerun/flaky elements). A malformed file is recorded as a problem and skipped. Returns false then.
   bool add_file(const std::filesystem::path& path);
+  // add_file for each of `paths`, in order, on two threads: what comes out is the same. Whether each was
+  // added.
+  std::vector<bool> add_files(const std::vector<std::filesystem::path>& paths);
 
   // Adds a testcase that no input reported (its group crashed, was killed or timed out): written as an
   // <error> (or the outcome given) in the suite named `suite`.

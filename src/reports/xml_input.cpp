@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -90,23 +91,53 @@ std::string file_position(const std::filesystem::path& path, std::ptrdiff_t offs
   return fmt::format("{}:{}:{}", path.string(), line, column);
 }
 
+std::optional<FileIdentity> identity_of(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::nullopt;
+  return FileIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                      static_cast<std::uint64_t>(st.st_size),
+                      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
 XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots,
-                   Doctype doctype)
+                   Doctype doctype, SourceText source)
     : path_(path) {
-  std::error_code ec;
-  std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), ec.message()));
-  if (size > kMaxXmlInputBytes) {
-    throw UsageError(fmt::format("{}: {} bytes, larger than the {} MiB limit for a report", path.string(),
-                                 size, kMaxXmlInputBytes >> 20));
-  }
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+  try {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+    }
+    if (S_ISDIR(st.st_mode))
+      throw UsageError(fmt::format("{}: cannot read: it is a directory", path.string()));
+    auto size = static_cast<std::uintmax_t>(st.st_size);
+    if (size > kMaxXmlInputBytes) {
+      throw UsageError(fmt::format("{}: {} bytes, larger than the {} MiB limit for a report", path.string(),
+                                   size, kMaxXmlInputBytes >> 20));
+    }
+    identity_ = *identity_of(fd);
     // Not zero-filled first: the read overwrites it, and zeroing a large report costs as much as parsing.
     buffer_ = std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(size) + 1);
-    in.read(buffer_.get(), static_cast<std::streamsize>(size));
-    size_ = static_cast<std::size_t>(in.gcount());
+    while (size_ < size) {
+      ssize_t got = ::read(fd, buffer_.get() + size_, static_cast<std::size_t>(size) - size_);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+      if (got == 0) break;  // shorter than it was a moment ago: parsed as it is now
+      size_ += static_cast<std::size_t>(got);
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (source == SourceText::kKeep) {
+    file_ = fd;
+  } else {
+    ::close(fd);
+  }
+  if (source == SourceText::kKeep) {
+    source_ = std::make_unique_for_overwrite<char[]>(size_);
+    std::memcpy(source_.get(), buffer_.get(), size_);
   }
   if (std::string_view(buffer_.get(), size_).find_first_not_of(" \t\r\n") == std::string_view::npos) {
     throw UsageError(fmt::format("{}:1:1: empty file", path.string()));
@@ -115,6 +146,8 @@ XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std:
   if (!result) {
     throw UsageError(fmt::format("{}: {}", file_position(path, result.offset), describe(result)));
   }
+  // A file in another encoding was converted into a buffer of pugixml's own: its text is not UTF-8.
+  if (result.encoding != pugi::encoding_utf8) source_.reset();
   pugi::xml_node element = doc_.document_element();
   for (pugi::xml_node node = doc_.first_child(); node; node = node.next_sibling()) {
     if (node.type() == pugi::node_doctype) {
@@ -171,6 +204,39 @@ std::string XmlInput::position(pugi::xml_node node) const {
 
 void XmlInput::fail(pugi::xml_node node, std::string_view message) const {
   throw UsageError(fmt::format("{}: {}", position(node), message));
+}
+
+XmlInput::~XmlInput() {
+  if (file_ >= 0) ::close(file_);
+}
+
+int XmlInput::release_file() {
+  int fd = file_;
+  file_ = -1;
+  return fd;
+}
+
+std::optional<std::string_view> XmlInput::verbatim(pugi::xml_node element) const {
+  if (!source_ || element.type() != pugi::node_element) return std::nullopt;
+  std::ptrdiff_t name_offset = element.offset_debug();
+  if (name_offset < 1 || static_cast<std::size_t>(name_offset) >= size_) return std::nullopt;
+  auto start = static_cast<std::size_t>(name_offset) - 1;
+  std::string_view text(source_.get() + start, size_ - start);
+  std::size_t length = verbatim_element_length(text);
+  if (length == 0) return std::nullopt;
+  text = text.substr(0, length);
+  // The text must be the element pugixml parsed: its name after the '<', and its own end tag (or none, when
+  // it has no children) at the end.
+  std::string_view name = element.name();
+  if (text.substr(1, name.size()) != name) return std::nullopt;
+  if (text.ends_with("/>")) {
+    if (element.first_child()) return std::nullopt;
+  } else {
+    std::size_t end_tag = text.rfind("</");
+    if (end_tag == std::string_view::npos || text.substr(end_tag + 2, name.size()) != name)
+      return std::nullopt;
+  }
+  return text;
 }
 
 namespace {
@@ -276,7 +342,154 @@ void escape(std::string& out, const char* p, const char* end, bool attribute) {
   }
 }
 
+// Bytes that need no second look in verbatim text: printable ASCII but for the markup characters.
+constexpr std::array<bool, 256> kVerbatimPlain = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x80; ++c) plain[static_cast<std::size_t>(c)] = true;
+  for (char c : {'<', '&', ']', '"', '\''}) plain[static_cast<unsigned char>(c)] = false;
+  plain['\t'] = plain['\n'] = plain['\r'] = true;
+  return plain;
+}();
+
+bool is_xml_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// Reads verbatim text up to the next byte in `stops`, checking every other byte: a reference must be one of
+// the five predefined entities, characters valid UTF-8 that XML allows. Returns the stop's position, `end`
+// when none came, or null when the text cannot be copied.
+const char* verbatim_text(const char* p, const char* end, std::string_view stops) {
+  while (p < end) {
+    if (kVerbatimPlain[static_cast<unsigned char>(*p)]) {
+      ++p;
+      continue;
+    }
+    if (stops.find(*p) != std::string_view::npos) return p;
+    auto c = static_cast<unsigned char>(*p);
+    if (c == '&') {
+      std::string_view rest(p, static_cast<std::size_t>(end - p));
+      std::size_t length = 0;
+      for (std::string_view entity : {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"}) {
+        if (rest.starts_with(entity)) length = entity.size();
+      }
+      if (length == 0) return nullptr;  // a character reference, or a bare '&'
+      p += length;
+    } else if (c == ']') {
+      if (end - p >= 3 && p[1] == ']' && p[2] == '>') return nullptr;
+      ++p;
+    } else if (c == '"' || c == '\'') {
+      ++p;
+    } else if (c < 0x20 || c == '<') {
+      return nullptr;
+    } else {
+      std::size_t length = valid_utf8_length(p, end);
+      if (length == 0) return nullptr;
+      p += length;
+    }
+  }
+  return end;
+}
+
+// A name (element or attribute): up to the first space, '/', '>' or '='.
+const char* verbatim_name(const char* p, const char* end) {
+  const char* start = p;
+  while (p < end && !is_xml_space(*p) && *p != '/' && *p != '>' && *p != '=') {
+    auto c = static_cast<unsigned char>(*p);
+    if (c < 0x80) {
+      if (c < 0x20 || c == '<' || c == '&' || c == '"' || c == '\'') return nullptr;
+      ++p;
+    } else {
+      std::size_t length = valid_utf8_length(p, end);
+      if (length == 0) return nullptr;
+      p += length;
+    }
+  }
+  return p == start ? nullptr : p;
+}
+
+const char* skip_space(const char* p, const char* end) {
+  while (p < end && is_xml_space(*p)) ++p;
+  return p;
+}
+
 }  // namespace
+
+std::size_t verbatim_element_length(std::string_view text) {
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  const char* p = begin;
+  if (p == end || *p != '<') return 0;
+  std::size_t depth = 0;
+  while (p < end) {
+    if (*p != '<') {
+      // Character data between tags.
+      p = verbatim_text(p, end, "<");
+      if (p == nullptr || p == end) return 0;
+      continue;
+    }
+    std::string_view rest(p, static_cast<std::size_t>(end - p));
+    if (rest.starts_with("<![CDATA[")) {
+      const char* close = p + 9;
+      std::size_t found = std::string_view(close, static_cast<std::size_t>(end - close)).find("]]>");
+      if (found == std::string_view::npos) return 0;
+      // Inside a CDATA section only the characters themselves must be valid.
+      for (const char* q = close; q < close + found;) {
+        auto c = static_cast<unsigned char>(*q);
+        if (c >= 0x80) {
+          std::size_t length = valid_utf8_length(q, close + found);
+          if (length == 0) return 0;
+          q += length;
+        } else {
+          if (c < 0x20 && !is_xml_space(*q)) return 0;
+          ++q;
+        }
+      }
+      p = close + found + 3;
+      continue;
+    }
+    if (rest.starts_with("<!") || rest.starts_with("<?")) return 0;  // comments, PIs: serialised instead
+    if (rest.starts_with("</")) {
+      p = verbatim_name(p + 2, end);
+      if (p == nullptr) return 0;
+      p = skip_space(p, end);
+      if (p == end || *p != '>' || depth == 0) return 0;
+      ++p;
+      if (--depth == 0) return static_cast<std::size_t>(p - begin);
+      continue;
+    }
+    // A start tag: its name, then attributes each after a space, then '>' or "/>".
+    p = verbatim_name(p + 1, end);
+    if (p == nullptr) return 0;
+    while (true) {
+      const char* before = p;
+      p = skip_space(p, end);
+      if (p == end) return 0;
+      if (*p == '/') {
+        if (end - p < 2 || p[1] != '>') return 0;
+        p += 2;
+        if (depth == 0) return static_cast<std::size_t>(p - begin);
+        break;
+      }
+      if (*p == '>') {
+        ++p;
+        ++depth;
+        break;
+      }
+      if (p == before) return 0;  // an attribute not separated from what precedes it
+      p = verbatim_name(p, end);
+      if (p == nullptr) return 0;
+      p = skip_space(p, end);
+      if (p == end || *p != '=') return 0;
+      p = skip_space(p + 1, end);
+      if (p == end || (*p != '"' && *p != '\'')) return 0;
+      char quote = *p;
+      p = verbatim_text(p + 1, end, quote == '"' ? std::string_view("\"<") : std::string_view("'<"));
+      if (p == nullptr || p == end || *p != quote) return 0;
+      ++p;
+    }
+  }
+  return 0;
+}
 
 void append_escaped(std::string& out, std::string_view text, bool attribute) {
   if (text.empty()) return;

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "reports/junit.hpp"
+#include "reports/xml_input.hpp"
 #include "util/error.hpp"
 #include "util/files.hpp"
 #include "util/subprocess.hpp"
@@ -23,6 +25,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAreArray;
 
@@ -590,6 +593,196 @@ TEST_F(JUnitTest, WriteToAMissingDirectoryIsAnInfrastructureError) {
   JUnitMerger merger;
   merger.add_file(kData / "ctest/junit.xml");
   EXPECT_THROW(merger.write(temp_.path() / "no/such/dir/out.xml"), InfrastructureError);
+}
+
+// ---- verbatim copies, two threads, inputs read again -----------------------------------------------------
+
+TEST(VerbatimElementTest, CopiesWhatEveryConsumerAcceptsAndNothingElse) {
+  // Accepted whole: the element is the entire text.
+  for (std::string_view element : {
+           std::string_view(R"(<testcase classname="c" name="t" time="1"/>)"),
+           std::string_view(R"(<testcase name='single quotes' time = "2" />)"),
+           std::string_view(
+               "<testcase name=\"a\">\n  <failure message=\"x &amp; y &quot;z&quot;\">trace &lt;1&gt; "
+               "&apos;</failure>\n</testcase >"),
+           std::string_view("<testcase name=\"c\"><failure><![CDATA[a < b & c ]] > ]]></failure></testcase>"),
+           std::string_view("<testcase name=\"caf\xC3\xA9 \xF0\x9F\x9A\x80\">\t\r\n</testcase>"),
+           std::string_view("<t><a><b><c/></b></a><a/></t>"),
+       }) {
+    EXPECT_EQ(verbatim_element_length(element), element.size()) << element;
+  }
+  // Only the first element, not what follows it.
+  EXPECT_EQ(verbatim_element_length("<a x=\"1\"/><b/>"), 10u);
+  EXPECT_EQ(verbatim_element_length("<a><b/></a>\n</suite>"), 11u);
+  // Refused: what pugixml lets through and other readers do not, and what we do not copy as it is.
+  for (std::string_view element : {
+           std::string_view("<a>&#27;</a>"),             // a character reference (this one not XML 1.0)
+           std::string_view("<a>&#65;</a>"),             // any character reference is serialised
+           std::string_view("<a>fish & chips</a>"),      // a bare '&'
+           std::string_view("<a>&nbsp;</a>"),            // an entity XML does not predefine
+           std::string_view("<a b=\"x<y\"/>"),           // '<' in an attribute value
+           std::string_view("<a>x ]]> y</a>"),           // "]]>" in text
+           std::string_view("<a>bell \x07</a>"),         // a control character
+           std::string_view("<a>\xFF</a>"),              // not UTF-8
+           std::string_view("<a>\xC0\xAF</a>"),          // overlong UTF-8
+           std::string_view("<a>\xED\xA0\x80</a>"),      // a surrogate
+           std::string_view("<a>\xEF\xBF\xBE</a>"),      // U+FFFE
+           std::string_view("<a>\xE2\x82</a>"),          // truncated UTF-8
+           std::string_view("<a><!-- note --></a>"),     // a comment
+           std::string_view("<a><?pi x?></a>"),          // a processing instruction
+           std::string_view("<a b=\"1\"c=\"2\"/>"),      // attributes not separated
+           std::string_view("<a b=1/>"),                 // an unquoted value
+           std::string_view("<a><b></b>"),               // not closed
+           std::string_view("<a><![CDATA[x</a>"),        // CDATA not closed
+           std::string_view("<a><![CDATA[\x01]]></a>"),  // a control character in CDATA
+           std::string_view("<a b=\"x"),                 // cut in an attribute
+           std::string_view("text"),                     // not an element
+           std::string_view(""),
+       }) {
+    EXPECT_EQ(verbatim_element_length(element), 0u) << element;
+  }
+}
+
+TEST_F(JUnitTest, TestcasesThatCannotBeCopiedAreSerialisedParseably) {
+  // Character references, a bare '&' pugixml accepts, control characters and a comment: each testcase is
+  // written from its parsed document instead, in a form expat (Python's parser) reads.
+  std::filesystem::path in =
+      write("odd.xml",
+            "<testsuite name=\"s\">"
+            "<testcase classname=\"c\" name=\"ref\"><failure>esc &#27; A &#65;</failure></testcase>"
+            "<testcase classname=\"c\" name=\"amp\"><failure>fish & chips</failure></testcase>"
+            "<testcase classname=\"c\" name=\"comment\"><!-- x --></testcase>"
+            "<testcase classname=\"c\" name=\"plain\" time=\"1\"/>"
+            "</testsuite>");
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(in));
+  merger.write(out_);
+  std::string text = read_text(out_);
+  EXPECT_THAT(text, HasSubstr("esc #x1B A A</failure>"));
+  EXPECT_THAT(text, HasSubstr("fish &amp; chips"));
+  EXPECT_THAT(text, Not(HasSubstr("<!--")));
+  EXPECT_THAT(text, HasSubstr(R"(<testcase classname="c" name="plain" time="1"/>)"));
+  util::SpawnSpec spec;
+  spec.argv = {
+      "/usr/bin/python3", "-c",
+      "import sys, xml.etree.ElementTree as E; print(len(E.parse(sys.argv[1]).findall('.//testcase')))",
+      out_.string()};
+  util::CommandResult python = util::run_command(spec, std::chrono::seconds(60));
+  EXPECT_EQ(python.output, "4\n") << python.output;
+}
+
+namespace {
+
+// Files that exercise every part of a merge: suites met again in later files, nested suites, properties,
+// system-out and -err, testcases copied and testcases rewritten, a duplicate, a bad file.
+std::vector<std::string> varied_inputs() {
+  std::vector<std::string> files;
+  for (int f = 0; f < 7; ++f) {
+    std::string xml = "<testsuites name=\"all\">";
+    xml += "<testsuite name=\"shared\" time=\"1.5\" hostname=\"h" + std::to_string(f) +
+           "\"><properties>"
+           "<property name=\"p\" value=\"" +
+           std::to_string(f % 2) + "\"/></properties>";
+    for (int t = 0; t < 5; ++t) {
+      xml += "<testcase classname=\"k" + std::to_string(f) + "\" name=\"t" + std::to_string(t) +
+             "\" time=\"0.25\"";
+      xml += t == 1   ? "><failure message=\"m\">trace &lt;" + std::to_string(f) + "&gt;</failure></testcase>"
+             : t == 2 ? "><skipped/></testcase>"
+             : t == 3 ? " status=\"disabled\"/>"
+                      : "/>";
+    }
+    xml += "<testcase classname=\"k\" name=\"commas\" time=\"1,000.5\"/>";
+    xml += "<testsuite name=\"nested" + std::to_string(f % 3) + "\"><testcase classname=\"n\" name=\"x" +
+           std::to_string(f) + "\"><error>e &#65;</error></testcase></testsuite>";
+    xml += "<system-out>out " + std::to_string(f) + "</system-out><system-err>err</system-err></testsuite>";
+    xml += "<testsuite name=\"only" + std::to_string(f) +
+           "\"><testcase classname=\"same\" name=\"everywhere\"/>"
+           "</testsuite></testsuites>";
+    files.push_back(xml);
+  }
+  files[4] = "<testsuite name=\"broken\"><testcase";  // truncated: a problem, the others merged
+  return files;
+}
+
+}  // namespace
+
+TEST_F(JUnitTest, MergedOnTwoThreadsIsByteForByteTheSequentialMerge) {
+  std::vector<std::filesystem::path> paths;
+  std::vector<std::string> inputs = varied_inputs();
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    paths.push_back(write(fmt::format("in-{}.xml", i), inputs[i]));
+  JUnitMerger sequential;
+  std::vector<bool> one_by_one;
+  for (const auto& path : paths) one_by_one.push_back(sequential.add_file(path));
+  JUnitMerger parallel;
+  EXPECT_EQ(parallel.add_files(paths), one_by_one);
+  EXPECT_EQ(one_by_one, (std::vector<bool>{true, true, true, true, false, true, true}));
+
+  std::filesystem::path a = temp_.path() / "sequential.xml";
+  std::filesystem::path b = temp_.path() / "parallel.xml";
+  sequential.write(a);
+  parallel.write(b);
+  EXPECT_EQ(read_text(a), read_text(b));
+  EXPECT_EQ(keys(sequential.testcases()), keys(parallel.testcases()));
+  EXPECT_EQ(sequential.duplicates(), parallel.duplicates());
+  EXPECT_THAT(parallel.duplicates(), ElementsAre(Pair("k", "commas"), Pair("same", "everywhere")));
+  ASSERT_EQ(parallel.problems().size(), 1u);
+  EXPECT_EQ(parallel.problems()[0].file, paths[4]);
+  EXPECT_EQ(parallel.totals().tests, sequential.totals().tests);
+  EXPECT_EQ(parallel.totals().tests, 6u * 8u);
+}
+
+TEST_F(JUnitTest, AnInputChangedBeforeTheResultIsWrittenIsNamedAndNothingIsWritten) {
+  std::filesystem::path in =
+      write("in.xml", R"(<testsuite name="s"><testcase classname="c" name="t"/></testsuite>)");
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(in));
+  std::ofstream(in, std::ios::app) << "\n<!-- appended by someone -->\n";
+  try {
+    merger.write(out_);
+    FAIL() << "a changed input was copied from";
+  } catch (const UsageError& error) {
+    EXPECT_THAT(error.what(), HasSubstr(in.string()));
+    EXPECT_THAT(error.what(), HasSubstr("changed while it was being merged"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(out_));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(temp_.path()), {}), 1)
+      << "a temporary file was left";
+}
+
+TEST_F(JUnitTest, AResultWrittenOverAnInputStillReadsThatInput) {
+  // `testfleet merge junit a.xml a.xml b.xml`: the result replaces a.xml, whose testcases are still read
+  // back afterwards (duplicates, summaries) from the file as it was.
+  std::filesystem::path a =
+      write("a.xml", R"(<testsuite name="s"><testcase classname="c" name="twice"/></testsuite>)");
+  std::filesystem::path b = write(
+      "b.xml",
+      R"(<testsuite name="s"><testcase classname="c" name="twice"/><testcase classname="c" name="b"/></testsuite>)");
+  JUnitMerger merger;
+  EXPECT_EQ(merger.add_files({a, b}), (std::vector<bool>{true, true}));
+  merger.write(a);
+  EXPECT_EQ(read_testcases(a).size(), 3u);
+  EXPECT_THAT(merger.duplicates(), ElementsAre(Pair("c", "twice")));
+  EXPECT_EQ(merger.testcases().size(), 3u);
+}
+
+TEST_F(JUnitTest, InputsBeyondThoseKeptOpenAreReadAgainByPath) {
+  std::vector<std::filesystem::path> paths;
+  for (int i = 0; i < 150; ++i) {
+    paths.push_back(
+        write(fmt::format("many-{}.xml", i),
+              fmt::format(R"(<testsuite name="s"><testcase classname="c" name="t{}"/></testsuite>)", i)));
+  }
+  JUnitMerger merger;
+  std::vector<bool> added = merger.add_files(paths);
+  EXPECT_EQ(std::count(added.begin(), added.end(), true), 150);
+  merger.write(out_);
+  std::vector<TestCaseRecord> records = read_testcases(out_);
+  ASSERT_EQ(records.size(), 150u);
+  for (int i = 0; i < 150; ++i) EXPECT_EQ(records[i].name, fmt::format("t{}", i));
+  // The last files, no longer open, are checked as the open ones are.
+  std::ofstream(paths.back(), std::ios::app) << " ";
+  EXPECT_THROW(merger.write(out_), UsageError);
 }
 
 }  // namespace
