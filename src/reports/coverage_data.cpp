@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -167,11 +168,11 @@ class Statement {
     db_.fail(sqlite3_errmsg(db_.handle()));
   }
 
-  // Runs an INSERT with the values bound so far, then makes the statement ready for the next ones.
+  // Runs an INSERT with the values bound so far, then makes the statement ready for the next ones (every
+  // value bound again: bindings are kept).
   void insert() {
     step();
     sqlite3_reset(statement_);
-    sqlite3_clear_bindings(statement_);
   }
 
   void bind(int index, std::int64_t value) { check(sqlite3_bind_int64(statement_, index, value)); }
@@ -428,14 +429,25 @@ CoverageData CoverageData::read(const std::filesystem::path& path, const std::ve
     into = or_numbits(into, numbits);
     any_lines = true;
   }
-  // The order of arc's unique index: read from the index alone, and usually sorted already.
+  // The order of arc's unique index: read from the index alone, and usually sorted already. A file's arcs
+  // come together, so its ids are looked up again only when they change.
   Statement arc_rows(
       db, "SELECT file_id, context_id, fromno, tono FROM arc ORDER BY file_id, context_id, fromno, tono");
+  std::optional<std::pair<std::int64_t, std::int64_t>>
+      ids;  // the row's (file_id, context_id), last looked up
+  std::optional<std::pair<std::uint32_t, std::uint32_t>> ours;  // ours for them, when both are known
   while (arc_rows.step()) {
-    auto file = files.find(arc_rows.integer(0, "an arc file_id"));
-    auto context = contexts.find(arc_rows.integer(1, "an arc context_id"));
-    if (file == files.end() || context == contexts.end()) continue;
-    data.arcs_.push_back({file->second, context->second, arc_rows.integer(2, "an arc fromno"),
+    std::pair<std::int64_t, std::int64_t> row{arc_rows.integer(0, "an arc file_id"),
+                                              arc_rows.integer(1, "an arc context_id")};
+    if (row != ids) {
+      ids = row;
+      auto file = files.find(row.first);
+      auto context = contexts.find(row.second);
+      ours.reset();
+      if (file != files.end() && context != contexts.end()) ours.emplace(file->second, context->second);
+    }
+    if (!ours) continue;
+    data.arcs_.push_back({ours->first, ours->second, arc_rows.integer(2, "an arc fromno"),
                           arc_rows.integer(3, "an arc tono")});
   }
   if (!std::is_sorted(data.arcs_.begin(), data.arcs_.end())) std::sort(data.arcs_.begin(), data.arcs_.end());
@@ -566,12 +578,26 @@ void CoverageData::write(const std::filesystem::path& path) const {
       line.bind_blob(3, numbits);
       line.insert();
     }
+    // Many rows per INSERT: a statement run per arc cost more than the arcs themselves.
+    constexpr std::size_t kArcsPerInsert = 128;
+    std::string many = "INSERT INTO arc (file_id, context_id, fromno, tono) VALUES (?, ?, ?, ?)";
+    for (std::size_t i = 1; i < kArcsPerInsert; ++i) many += ", (?, ?, ?, ?)";
+    Statement arcs(db, many.c_str());
     Statement arc(db, "INSERT INTO arc (file_id, context_id, fromno, tono) VALUES (?, ?, ?, ?)");
-    for (const Arc& a : arcs_) {
-      arc.bind(1, static_cast<std::int64_t>(a.file) + 1);
-      arc.bind(2, static_cast<std::int64_t>(a.context) + 1);
-      arc.bind(3, a.from);
-      arc.bind(4, a.to);
+    std::size_t next = 0;
+    auto bind_arc = [&](Statement& statement, int first, const Arc& a) {
+      statement.bind(first, static_cast<std::int64_t>(a.file) + 1);
+      statement.bind(first + 1, static_cast<std::int64_t>(a.context) + 1);
+      statement.bind(first + 2, a.from);
+      statement.bind(first + 3, a.to);
+    };
+    for (; next + kArcsPerInsert <= arcs_.size(); next += kArcsPerInsert) {
+      for (std::size_t i = 0; i < kArcsPerInsert; ++i)
+        bind_arc(arcs, static_cast<int>(i * 4 + 1), arcs_[next + i]);
+      arcs.insert();
+    }
+    for (; next < arcs_.size(); ++next) {
+      bind_arc(arc, 1, arcs_[next]);
       arc.insert();
     }
     db.execute("COMMIT");
@@ -626,38 +652,84 @@ CoverageCombineResult combine_coverage_data(const std::vector<std::filesystem::p
                                             const std::vector<PathRemap>& remaps) {
   CoverageCombineResult result;
   CoverageData combined;
-  // Inputs are read a few at a time on as many threads (each its own SQLite connection), and combined in
-  // their order on this one: reading is most of the work, and a batch bounds the memory.
-  const std::size_t batch = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
-  for (std::size_t first = 0; first < inputs.size(); first += batch) {
-    const std::size_t count = std::min(batch, inputs.size() - first);
-    std::vector<std::optional<CoverageData>> read(count);
-    std::vector<std::optional<std::string>> failed(count);
-    auto read_one = [&](std::size_t i) {
-      const std::filesystem::path& input = inputs[first + i];
-      std::error_code ec;
-      if (std::filesystem::equivalent(input, out, ec)) return;
-      try {
-        read[i] = CoverageData::read(input, remaps);
-      } catch (const UsageError& e) {
-        failed[i] = e.what();
-      } catch (const std::exception& e) {
-        failed[i] = fmt::format("{}: {}", input.string(), e.what());
+  // Inputs are read on as many threads as there are cores (each its own SQLite connection), a few files
+  // ahead at most, and combined in their order on this thread as they come: reading is most of the work.
+  struct Slot {
+    std::optional<CoverageData> data;
+    std::optional<std::string> failed;
+    bool done = false;
+  };
+  const std::size_t readers = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
+  const std::size_t ahead = readers * 2;
+  std::vector<Slot> slots(inputs.size());
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::size_t next_to_read = 0;
+  std::size_t next_to_combine = 0;
+  bool stop = false;
+  auto read_inputs = [&] {
+    while (true) {
+      std::size_t i = 0;
+      {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] {
+          return stop || next_to_read >= inputs.size() || next_to_read < next_to_combine + ahead;
+        });
+        if (stop || next_to_read >= inputs.size()) return;
+        i = next_to_read++;
       }
-    };
-    std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < count; ++i) threads.emplace_back(read_one, i);
-    read_one(0);
+      Slot slot;
+      const std::filesystem::path& input = inputs[i];
+      std::error_code ec;
+      if (!std::filesystem::equivalent(input, out, ec)) {
+        try {
+          slot.data = CoverageData::read(input, remaps);
+        } catch (const UsageError& e) {
+          slot.failed = e.what();
+        } catch (const std::exception& e) {
+          slot.failed = fmt::format("{}: {}", input.string(), e.what());
+        }
+      }
+      slot.done = true;
+      {
+        std::lock_guard lock(mutex);
+        slots[i] = std::move(slot);
+      }
+      changed.notify_all();
+    }
+  };
+  std::vector<std::thread> threads;
+  auto finish = [&] {
+    {
+      std::lock_guard lock(mutex);
+      stop = true;
+    }
+    changed.notify_all();
     for (std::thread& thread : threads) thread.join();
-    for (std::size_t i = 0; i < count; ++i) {
-      if (failed[i]) result.problems.push_back({inputs[first + i], *failed[i]});
-      if (!read[i]) continue;
+    threads.clear();
+  };
+  for (std::size_t i = 0; i < readers; ++i) threads.emplace_back(read_inputs);
+  try {
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      Slot slot;
+      {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return slots[i].done; });
+        slot = std::move(slots[i]);
+        next_to_combine = i + 1;
+      }
+      changed.notify_all();
+      if (slot.failed) result.problems.push_back({inputs[i], *slot.failed});
+      if (!slot.data) continue;
       // Mixed line and arc data spoil the whole result: this throws, as coverage.py stops there too.
-      combined.update(*read[i]);
-      read[i].reset();
+      combined.update(*slot.data);
       ++result.combined;
     }
+  } catch (...) {
+    finish();
+    throw;
   }
+  finish();
   if (result.combined == 0) {
     std::vector<std::string> why;
     for (const InputProblem& problem : result.problems) why.push_back(problem.message);

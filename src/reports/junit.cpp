@@ -854,9 +854,11 @@ std::vector<bool> JUnitMerger::add_files(const std::vector<std::filesystem::path
   }
   JUnitMerger rest;
   std::exception_ptr failure;
+  // Its own results: the bits of a std::vector<bool> are not separate objects to write from two threads.
+  std::vector<bool> rest_added;
   std::thread second([&] {
     try {
-      for (std::size_t i = split; i < paths.size(); ++i) added[i] = rest.add_file(paths[i]);
+      for (std::size_t i = split; i < paths.size(); ++i) rest_added.push_back(rest.add_file(paths[i]));
     } catch (...) {
       failure = std::current_exception();
     }
@@ -869,6 +871,7 @@ std::vector<bool> JUnitMerger::add_files(const std::vector<std::filesystem::path
   }
   second.join();
   if (failure) std::rethrow_exception(failure);
+  std::copy(rest_added.begin(), rest_added.end(), added.begin() + static_cast<std::ptrdiff_t>(split));
   impl_->absorb(std::move(*rest.impl_));
   return added;
 }

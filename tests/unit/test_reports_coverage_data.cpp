@@ -2,6 +2,7 @@
 // measured here by coverage.py (Debian's python3-coverage) from small generated programs, combined both
 // ways, and compared through `coverage json`, which reads either result with coverage.py's own code.
 // Hostile and hand-made inputs are written with SQLite directly, from the schema's definition.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -500,6 +501,37 @@ TEST_F(CoverageDataTest, TheOutputAmongTheInputsIsReplacedNotAdded) {
     names.push_back(entry.path().filename().string());
   }
   EXPECT_THAT(names, ::testing::UnorderedElementsAre("a.coverage", ".coverage"));
+}
+
+TEST_F(CoverageDataTest, ManyInputsAreCombinedInTheirOrderWhileLaterOnesAreRead) {
+  // More inputs than files are read ahead: each file's arcs (a different line per file) all arrive, the
+  // tracer conflict of the tenth stops the combine with readers still busy, and nothing is left behind.
+  std::vector<fs::path> inputs;
+  for (int i = 0; i < 24; ++i) {
+    fs::path input = temp_.path() / fmt::format("part-{:02}.coverage", i);
+    sql(input,
+        std::string(kSchema7) +
+            fmt::format(
+                "INSERT INTO meta VALUES ('has_arcs', '1'); INSERT INTO file VALUES (7, '/src/f{}.py');"
+                "INSERT INTO file VALUES (9, '/src/common.py');"
+                "INSERT INTO context VALUES (3, ''); INSERT INTO arc VALUES (7, 3, -1, {});"
+                "INSERT INTO arc VALUES (9, 3, {}, {});",
+                i % 5, i + 1, i + 1, i + 2));
+    inputs.push_back(input);
+  }
+  fs::path out = temp_.path() / "out.coverage";
+  CoverageCombineResult result = combine_coverage_data(inputs, out);
+  EXPECT_EQ(result.combined, 24u);
+  CoverageData data = CoverageData::read(out);
+  EXPECT_EQ(data.files().size(), 6u);
+  std::vector<std::pair<std::int64_t, std::int64_t>> expected;
+  for (int i = 0; i < 24; ++i) expected.emplace_back(i + 1, i + 2);
+  EXPECT_EQ(data.arcs("/src/common.py"), expected);
+
+  sql(inputs[9], "INSERT INTO tracer VALUES (9, 'plugin.Tracer')");
+  fs::remove(out);
+  EXPECT_THROW(combine_coverage_data(inputs, out), UsageError);
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(PathRemapTest, WholeLeadingComponentsOnly) {
