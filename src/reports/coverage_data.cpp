@@ -191,10 +191,16 @@ class Statement {
   }
 
   std::string text(int column, const char* what) const {
+    std::string out;
+    text(column, what, out);
+    return out;
+  }
+  // The same into `out`, whose buffer is reused from row to row.
+  void text(int column, const char* what, std::string& out) const {
     if (type(column) != SQLITE_TEXT) bad_value(column, what, "text");
     const unsigned char* data = sqlite3_column_text(statement_, column);
     std::size_t size = static_cast<std::size_t>(sqlite3_column_bytes(statement_, column));
-    return size == 0 ? std::string() : std::string(reinterpret_cast<const char*>(data), size);
+    out.assign(reinterpret_cast<const char*>(data), size);
   }
 
   std::string blob(int column, const char* what) const {
@@ -223,6 +229,35 @@ class Statement {
 #endif  // TESTFLEET_HAVE_SQLITE
 
 #if TESTFLEET_HAVE_SQLITE
+// Inserts `count` rows of `columns` values into "table (columns...)", 128 rows per statement: a statement run
+// per row cost more than the rows. bind(statement, first parameter, row) binds one row's values.
+template <class Bind>
+void insert_rows(Database& db, std::string_view table, int columns, std::size_t count, Bind&& bind) {
+  constexpr std::size_t kRowsPerInsert = 128;
+  std::string values = "(?";
+  for (int c = 1; c < columns; ++c) values += ", ?";
+  values += ')';
+  std::string one = fmt::format("INSERT INTO {} VALUES {}", table, values);
+  std::size_t row = 0;
+  if (count >= kRowsPerInsert) {
+    std::string many = one;
+    for (std::size_t r = 1; r < kRowsPerInsert; ++r) many += ", " + values;
+    Statement insert(db, many.c_str());
+    for (; row + kRowsPerInsert <= count; row += kRowsPerInsert) {
+      for (std::size_t r = 0; r < kRowsPerInsert; ++r)
+        bind(insert, static_cast<int>(r) * columns + 1, row + r);
+      insert.insert();
+    }
+  }
+  if (row < count) {
+    Statement insert(db, one.c_str());
+    for (; row < count; ++row) {
+      bind(insert, 1, row);
+      insert.insert();
+    }
+  }
+}
+
 // A temporary file beside the target, removed unless it was renamed onto the target.
 class TempFile {
  public:
@@ -339,12 +374,14 @@ std::string remap_path(const std::string& path, const std::vector<PathRemap>& re
 }
 
 std::uint32_t CoverageData::file_index(const std::string& path) {
-  auto [it, inserted] = path_indexes_.emplace(path, static_cast<std::uint32_t>(paths_.size()));
-  if (inserted) {
-    paths_.push_back(path);
-    tracers_.emplace_back();
-  }
-  return it->second;
+  // Looked up before inserting: every input names the same files, and an emplace builds a node first.
+  auto found = path_indexes_.find(path);
+  if (found != path_indexes_.end()) return found->second;
+  auto index = static_cast<std::uint32_t>(paths_.size());
+  paths_.push_back(path);
+  path_indexes_.emplace(paths_.back(), index);
+  tracers_.emplace_back();
+  return index;
 }
 
 std::uint32_t CoverageData::context_index(const std::string& context) {
@@ -408,9 +445,11 @@ CoverageData CoverageData::read(const std::filesystem::path& path, const std::ve
   std::unordered_map<std::int64_t, std::uint32_t> files;
   // In id order, so that the arcs below (in the same order) come out sorted by our indexes.
   Statement file_rows(db, "SELECT id, path FROM file ORDER BY id");
+  std::string path_text;
   while (file_rows.step()) {
-    files[file_rows.integer(0, "a file id")] =
-        data.file_index(remap_path(file_rows.text(1, "a file path"), remaps));
+    std::int64_t id = file_rows.integer(0, "a file id");
+    file_rows.text(1, "a file path", path_text);
+    files[id] = remaps.empty() ? data.file_index(path_text) : data.file_index(remap_path(path_text, remaps));
   }
   std::unordered_map<std::int64_t, std::uint32_t> contexts;
   Statement context_rows(db, "SELECT id, context FROM context ORDER BY id");
@@ -429,6 +468,11 @@ CoverageData CoverageData::read(const std::filesystem::path& path, const std::ve
     into = or_numbits(into, numbits);
     any_lines = true;
   }
+  // How many there are, from the b-tree's own count: the vector is allocated once.
+  Statement arc_count(db, "SELECT count(*) FROM arc");
+  if (arc_count.step())
+    data.arcs_.reserve(
+        static_cast<std::size_t>(std::max<std::int64_t>(0, arc_count.integer(0, "the number of arcs"))));
   // The order of arc's unique index: read from the index alone, and usually sorted already. A file's arcs
   // come together, so its ids are looked up again only when they change.
   Statement arc_rows(
@@ -491,8 +535,12 @@ void CoverageData::update(const CoverageData& other) {
         "them; measure every group with --cov-branch or every group without",
         arcs_from_, other.lines_from_));
   }
+  // Each of its files' index here, when this data has it already.
+  constexpr std::uint32_t kNew = UINT32_MAX;
+  std::vector<std::uint32_t> files(other.paths_.size(), kNew);
   for (std::size_t i = 0; i < other.paths_.size(); ++i) {
     auto it = path_indexes_.find(other.paths_[i]);
+    if (it != path_indexes_.end()) files[i] = it->second;
     if (it != path_indexes_.end() && tracers_[it->second] != other.tracers_[i]) {
       throw UsageError(fmt::format(
           "cannot combine {} into the data of {}: {} was measured by tracer '{}' there and by '{}' before",
@@ -501,9 +549,8 @@ void CoverageData::update(const CoverageData& other) {
     }
   }
 
-  std::vector<std::uint32_t> files(other.paths_.size());
   for (std::size_t i = 0; i < other.paths_.size(); ++i) {
-    files[i] = file_index(other.paths_[i]);
+    if (files[i] == kNew) files[i] = file_index(other.paths_[i]);
     tracers_[files[i]] = other.tracers_[i];
   }
   std::vector<std::uint32_t> contexts(other.contexts_.size());
@@ -555,51 +602,37 @@ void CoverageData::write(const std::filesystem::path& path) const {
     when.insert();
 
     // Ids are our indexes plus one (SQLite's rowids start at 1).
-    Statement file(db, "INSERT INTO file (id, path) VALUES (?, ?)");
-    Statement tracer(db, "INSERT INTO tracer (file_id, tracer) VALUES (?, ?)");
-    for (std::size_t i = 0; i < paths_.size(); ++i) {
-      file.bind(1, static_cast<std::int64_t>(i + 1));
-      file.bind_text(2, paths_[i]);
-      file.insert();
-      tracer.bind(1, static_cast<std::int64_t>(i + 1));
-      tracer.bind_text(2, tracers_[i]);
-      tracer.insert();
-    }
-    Statement context(db, "INSERT INTO context (id, context) VALUES (?, ?)");
-    for (std::size_t i = 0; i < contexts_.size(); ++i) {
-      context.bind(1, static_cast<std::int64_t>(i + 1));
-      context.bind_text(2, contexts_[i]);
-      context.insert();
-    }
-    Statement line(db, "INSERT INTO line_bits (file_id, context_id, numbits) VALUES (?, ?, ?)");
-    for (const auto& [key, numbits] : line_bits_) {
-      line.bind(1, static_cast<std::int64_t>(key.first) + 1);
-      line.bind(2, static_cast<std::int64_t>(key.second) + 1);
-      line.bind_blob(3, numbits);
-      line.insert();
-    }
-    // Many rows per INSERT: a statement run per arc cost more than the arcs themselves.
-    constexpr std::size_t kArcsPerInsert = 128;
-    std::string many = "INSERT INTO arc (file_id, context_id, fromno, tono) VALUES (?, ?, ?, ?)";
-    for (std::size_t i = 1; i < kArcsPerInsert; ++i) many += ", (?, ?, ?, ?)";
-    Statement arcs(db, many.c_str());
-    Statement arc(db, "INSERT INTO arc (file_id, context_id, fromno, tono) VALUES (?, ?, ?, ?)");
-    std::size_t next = 0;
-    auto bind_arc = [&](Statement& statement, int first, const Arc& a) {
-      statement.bind(first, static_cast<std::int64_t>(a.file) + 1);
-      statement.bind(first + 1, static_cast<std::int64_t>(a.context) + 1);
-      statement.bind(first + 2, a.from);
-      statement.bind(first + 3, a.to);
-    };
-    for (; next + kArcsPerInsert <= arcs_.size(); next += kArcsPerInsert) {
-      for (std::size_t i = 0; i < kArcsPerInsert; ++i)
-        bind_arc(arcs, static_cast<int>(i * 4 + 1), arcs_[next + i]);
-      arcs.insert();
-    }
-    for (; next < arcs_.size(); ++next) {
-      bind_arc(arc, 1, arcs_[next]);
-      arc.insert();
-    }
+    auto id = [](std::size_t index) { return static_cast<std::int64_t>(index) + 1; };
+    insert_rows(db, "file (id, path)", 2, paths_.size(), [&](Statement& insert, int at, std::size_t i) {
+      insert.bind(at, id(i));
+      insert.bind_text(at + 1, paths_[i]);
+    });
+    insert_rows(db, "tracer (file_id, tracer)", 2, paths_.size(),
+                [&](Statement& insert, int at, std::size_t i) {
+                  insert.bind(at, id(i));
+                  insert.bind_text(at + 1, tracers_[i]);
+                });
+    insert_rows(db, "context (id, context)", 2, contexts_.size(),
+                [&](Statement& insert, int at, std::size_t i) {
+                  insert.bind(at, id(i));
+                  insert.bind_text(at + 1, contexts_[i]);
+                });
+    std::vector<const std::pair<const FileContext, std::string>*> bits;
+    bits.reserve(line_bits_.size());
+    for (const auto& entry : line_bits_) bits.push_back(&entry);
+    insert_rows(db, "line_bits (file_id, context_id, numbits)", 3, bits.size(),
+                [&](Statement& insert, int at, std::size_t i) {
+                  insert.bind(at, id(bits[i]->first.first));
+                  insert.bind(at + 1, id(bits[i]->first.second));
+                  insert.bind_blob(at + 2, bits[i]->second);
+                });
+    insert_rows(db, "arc (file_id, context_id, fromno, tono)", 4, arcs_.size(),
+                [&](Statement& insert, int at, std::size_t i) {
+                  insert.bind(at, id(arcs_[i].file));
+                  insert.bind(at + 1, id(arcs_[i].context));
+                  insert.bind(at + 2, arcs_[i].from);
+                  insert.bind(at + 3, arcs_[i].to);
+                });
     db.execute("COMMIT");
   }
   temp.rename_to(path);
@@ -611,7 +644,7 @@ void CoverageData::write(const std::filesystem::path& path) const {
 #endif  // TESTFLEET_HAVE_SQLITE
 
 std::vector<std::string> CoverageData::files() const {
-  std::vector<std::string> out = paths_;
+  std::vector<std::string> out(paths_.begin(), paths_.end());
   std::sort(out.begin(), out.end());
   return out;
 }

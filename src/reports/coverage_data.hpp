@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -45,6 +46,13 @@ std::string remap_path(const std::string& path, const std::vector<PathRemap>& re
 
 class CoverageData {
  public:
+  CoverageData() = default;
+  // Moved, never copied: path_indexes_ points into paths_, which a move keeps in place and a copy would not.
+  CoverageData(CoverageData&&) = default;
+  CoverageData& operator=(CoverageData&&) = default;
+  CoverageData(const CoverageData&) = delete;
+  CoverageData& operator=(const CoverageData&) = delete;
+
   // Reads one data file, its paths remapped. Throws UsageError naming the file when it is not coverage.py
   // data of schema version 7.
   static CoverageData read(const std::filesystem::path& path, const std::vector<PathRemap>& remaps = {});
@@ -82,8 +90,8 @@ class CoverageData {
   std::uint32_t file_index(const std::string& path);
   std::uint32_t context_index(const std::string& context);
 
-  std::vector<std::string> paths_;
-  std::unordered_map<std::string, std::uint32_t> path_indexes_;
+  std::deque<std::string> paths_;  // a deque: the keys of path_indexes_ point into its strings
+  std::unordered_map<std::string_view, std::uint32_t> path_indexes_;
   std::vector<std::string> tracers_;  // per file; "" for coverage.py's own Python tracer
   std::vector<std::string> contexts_;
   std::unordered_map<std::string, std::uint32_t> context_indexes_;
