@@ -74,6 +74,8 @@ class CoverageData {
   // The lines of `path` executed in any context (for arc data, the lines arcs start or end at, as
   // coverage.py counts them), sorted.
   std::vector<std::int64_t> lines(const std::string& path) const;
+  // (file, line) pairs executed: the sum of lines(path).size() over files().
+  std::size_t executed_lines() const;
   // The arcs of `path` taken in any context, sorted; empty for line data.
   std::vector<std::pair<std::int64_t, std::int64_t>> arcs(const std::string& path) const;
 

@@ -522,6 +522,8 @@ TEST_F(CoverageDataTest, ManyInputsAreCombinedInTheirOrderWhileLaterOnesAreRead)
   fs::path out = temp_.path() / "out.coverage";
   CoverageCombineResult result = combine_coverage_data(inputs, out);
   EXPECT_EQ(result.combined, 24u);
+  // Lines 1 to 25 of common.py, and in f0 to f4 the 24 lines their entry arcs reach.
+  EXPECT_EQ(result.lines, 49u);
   CoverageData data = CoverageData::read(out);
   EXPECT_EQ(data.files().size(), 6u);
   std::vector<std::pair<std::int64_t, std::int64_t>> expected;
