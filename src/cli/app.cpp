@@ -13,12 +13,9 @@
 #include "cli/report_command.hpp"
 #include "cli/run_command.hpp"
 #include "cli/tool_commands.hpp"
+#include "testfleet_revision.hpp"
 #include "util/error.hpp"
 #include "util/signals.hpp"
-
-#ifndef TESTFLEET_REVISION
-#define TESTFLEET_REVISION "unknown"
-#endif
 
 namespace testfleet::cli {
 namespace {

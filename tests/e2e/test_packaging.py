@@ -116,7 +116,7 @@ def test_static_binary_is_static_small_and_versioned(static_binary):
     version = check(run([static_binary, "--version"], cwd=REPO), "--version").stdout.strip()
     match = re.fullmatch(rf"testfleet {re.escape(project_version())} \(revision ([0-9a-f]{{12}}|unknown)\)", version)
     assert match, version
-    # The revision is the commit the build was configured at: one of this repository's (when it is one).
+    # The revision is the commit the binary was built at: one of this repository's (when it is one).
     if (REPO / ".git").exists():
         assert match.group(1) != "unknown", version
         known = run(["git", "cat-file", "-e", f"{match.group(1)}^{{commit}}"], cwd=REPO)
