@@ -142,8 +142,12 @@ std::vector<planning::Test> with_durations(std::vector<std::string> ids, const R
   for (std::string& id : ids) {
     std::optional<double> seconds;
     if (any_source) {
-      reports::JUnitKey key = runner.junit_key(id);
-      seconds = store.lookup(id, &key);
+      seconds = store.lookup(id);
+      // The JUnit key (two strings a test) only for a test its ID did not find.
+      if (!seconds && store.has_junit_keys()) {
+        reports::JUnitKey key = runner.junit_key(id);
+        seconds = store.lookup(id, &key);
+      }
     }
     tests.push_back({std::move(id), seconds.value_or(0), !seconds.has_value()});
     if (seconds) {

@@ -30,6 +30,8 @@ class DurationStore {
 
   // The duration of a test by its ID, else by its JUnit key when the runner can name one.
   std::optional<double> lookup(const std::string& id, const JUnitKey* key = nullptr) const;
+  // Whether any JUnit file was read: without one, a test's JUnit key need not be made for lookup().
+  bool has_junit_keys() const { return !by_junit_key_.empty(); }
 
   void set(std::string_view id, double seconds);
   std::size_t size() const { return by_id_.size(); }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,12 +16,38 @@
 namespace testfleet::util {
 
 std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot read {}: {}", path.string(), std::strerror(errno)));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) throw UsageError(fmt::format("cannot read {}: read error", path.string()));
-  return buffer.str();
+  // Sized from fstat and read straight into the string: a stream buffer copied a file three times over,
+  // which for an 80 MB .test_durations was a tenth of planning a million tests.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw UsageError(fmt::format("cannot read {}: {}", path.string(), std::strerror(errno)));
+  std::string text;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) text.reserve(static_cast<std::size_t>(st.st_size));
+  char chunk[65536];
+  while (true) {
+    // Into the reserved capacity when there is some, else through the chunk (pipes, /proc files).
+    std::size_t room = text.capacity() - text.size();
+    ssize_t n = 0;
+    if (room > 0) {
+      std::size_t before = text.size();
+      text.resize(text.capacity());
+      n = ::read(fd, text.data() + before, room);
+      text.resize(before + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    } else {
+      n = ::read(fd, chunk, sizeof chunk);
+      if (n > 0) text.append(chunk, static_cast<std::size_t>(n));
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      ::close(fd);
+      if (saved == EISDIR) throw UsageError(fmt::format("cannot read {}: it is a directory", path.string()));
+      throw UsageError(fmt::format("cannot read {}: {}", path.string(), std::strerror(saved)));
+    }
+    if (n == 0) break;
+  }
+  ::close(fd);
+  return text;
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
