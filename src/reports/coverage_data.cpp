@@ -678,8 +678,9 @@ std::vector<std::int64_t> CoverageData::lines(const std::string& path) const {
 
 std::size_t CoverageData::executed_lines() const {
   std::vector<std::pair<std::uint32_t, std::int64_t>> lines;
-  for (const auto& [key, numbits] : line_bits_) {
-    for_each_numbits_line(numbits, [&](std::int64_t line) { lines.emplace_back(key.first, line); });
+  for (const auto& entry : line_bits_) {
+    std::uint32_t file = entry.first.first;
+    for_each_numbits_line(entry.second, [&](std::int64_t line) { lines.emplace_back(file, line); });
   }
   for (const Arc& arc : arcs_) {
     if (arc.from > 0) lines.emplace_back(arc.file, arc.from);
