@@ -256,7 +256,7 @@ void RunStateFile::write_locked() {
   util::write_file_atomic(path_, state.dump(2) + "\n");
 }
 
-std::vector<CleanedRun> clean_native_leftovers(const std::filesystem::path& state_dir) {
+std::vector<std::filesystem::path> native_state_dirs(const std::filesystem::path& state_dir) {
   std::vector<std::filesystem::path> dirs;
   if (!state_dir.empty()) {
     dirs.push_back(state_dir);
@@ -264,8 +264,12 @@ std::vector<CleanedRun> clean_native_leftovers(const std::filesystem::path& stat
     if (std::filesystem::path xdg = xdg_state_dir(); !xdg.empty()) dirs.push_back(xdg);
     dirs.push_back(tmp_state_dir());
   }
+  return dirs;
+}
+
+std::vector<CleanedRun> clean_native_leftovers(const std::filesystem::path& state_dir) {
   std::vector<CleanedRun> cleaned;
-  for (const std::filesystem::path& dir : dirs) {
+  for (const std::filesystem::path& dir : native_state_dirs(state_dir)) {
     std::error_code ec;
     std::vector<std::filesystem::path> files;
     for (const std::filesystem::directory_entry& entry :

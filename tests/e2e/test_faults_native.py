@@ -195,6 +195,8 @@ def test_sigkill_of_testfleet_is_cleaned_by_testfleet_clean(testfleet, work_root
     try:
         dry = run([testfleet, "clean", "--dry-run"], cwd=project, env=env)
         assert dry.returncode == 0, dry.stdout + dry.stderr
+        # It names the run's native state file wherever that is (the fallback under /tmp included).
+        assert "would clean the native run recorded in" in dry.stdout, dry.stdout
         kept = sandbox.files_left() + lo.leftover_processes(run_id, sandbox)
         expected = sorted(item for item in before if not item.startswith("port"))
         if sorted(kept) != expected:
