@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 #include <iostream>
 
@@ -100,17 +99,9 @@ int clean_leftovers(bool dry_run, bool all_projects, const std::vector<std::stri
   // The native state files say what their runs left; cleaning them is all or nothing, so a dry run only
   // names them.
   if (dry_run) {
-    // Where `clean` itself looks: the fallback directory under /tmp as well as the default one.
-    for (const std::filesystem::path& dir : environments::native_state_dirs()) {
-      std::error_code ec;
-      std::vector<std::filesystem::path> files;
-      for (const auto& entry : std::filesystem::directory_iterator(dir / "runs", ec)) {
-        if (entry.path().extension() == ".json") files.push_back(entry.path());
-      }
-      std::sort(files.begin(), files.end());
-      for (const std::filesystem::path& file : files) {
-        say("would clean the native run recorded in " + file.string() + " if its testfleet is gone");
-      }
+    // What `clean` itself looks at: the fallback directory under /tmp as well as the default one.
+    for (const std::filesystem::path& file : environments::native_state_files()) {
+      say("would clean the native run recorded in " + file.string() + " if its testfleet is gone");
     }
   }
   for (const environments::CleanedRun& run :

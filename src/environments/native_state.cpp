@@ -256,7 +256,7 @@ void RunStateFile::write_locked() {
   util::write_file_atomic(path_, state.dump(2) + "\n");
 }
 
-std::vector<std::filesystem::path> native_state_dirs(const std::filesystem::path& state_dir) {
+std::vector<std::filesystem::path> native_state_files(const std::filesystem::path& state_dir) {
   std::vector<std::filesystem::path> dirs;
   if (!state_dir.empty()) {
     dirs.push_back(state_dir);
@@ -264,22 +264,24 @@ std::vector<std::filesystem::path> native_state_dirs(const std::filesystem::path
     if (std::filesystem::path xdg = xdg_state_dir(); !xdg.empty()) dirs.push_back(xdg);
     dirs.push_back(tmp_state_dir());
   }
-  return dirs;
+  std::vector<std::filesystem::path> files;
+  for (const std::filesystem::path& dir : dirs) {
+    std::error_code ec;
+    std::vector<std::filesystem::path> in_dir;
+    for (const std::filesystem::directory_entry& entry :
+         std::filesystem::directory_iterator(dir / "runs", ec)) {
+      if (entry.path().extension() == ".json") in_dir.push_back(entry.path());
+    }
+    std::sort(in_dir.begin(), in_dir.end());
+    files.insert(files.end(), in_dir.begin(), in_dir.end());
+  }
+  return files;
 }
 
 std::vector<CleanedRun> clean_native_leftovers(const std::filesystem::path& state_dir) {
   std::vector<CleanedRun> cleaned;
-  for (const std::filesystem::path& dir : native_state_dirs(state_dir)) {
-    std::error_code ec;
-    std::vector<std::filesystem::path> files;
-    for (const std::filesystem::directory_entry& entry :
-         std::filesystem::directory_iterator(dir / "runs", ec)) {
-      if (entry.path().extension() == ".json") files.push_back(entry.path());
-    }
-    std::sort(files.begin(), files.end());
-    for (const std::filesystem::path& file : files) {
-      if (std::optional<CleanedRun> run = clean_run(file)) cleaned.push_back(std::move(*run));
-    }
+  for (const std::filesystem::path& file : native_state_files(state_dir)) {
+    if (std::optional<CleanedRun> run = clean_run(file)) cleaned.push_back(std::move(*run));
   }
   return cleaned;
 }

@@ -78,9 +78,9 @@ struct CleanedRun {
   std::vector<std::string> failed;   // what could not be removed, and why
 };
 
-// The state directories clean_native_leftovers() looks in: `state_dir`, or (empty) both
+// The state files clean_native_leftovers() looks at, in order: those of `state_dir`, or (empty) of both
 // $XDG_RUNTIME_DIR/testfleet when that is set and /tmp/testfleet-<uid>.
-std::vector<std::filesystem::path> native_state_dirs(const std::filesystem::path& state_dir = {});
+std::vector<std::filesystem::path> native_state_files(const std::filesystem::path& state_dir = {});
 
 // Finds the runs whose owner is dead in `state_dir` (empty: both $XDG_RUNTIME_DIR/testfleet and
 // /tmp/testfleet-<uid>), kills their servers (only a pid whose start time still matches), removes their

@@ -229,9 +229,6 @@ class Statement {
   sqlite3_stmt* statement_ = nullptr;
 };
 
-#endif  // TESTFLEET_HAVE_SQLITE
-
-#if TESTFLEET_HAVE_SQLITE
 // Inserts `count` rows of `columns` values into "table (columns...)", 128 rows per statement: a statement run
 // per row cost more than the rows. bind(statement, first parameter, row) binds one row's values.
 template <class Bind>
@@ -319,9 +316,9 @@ void for_each_numbits_line(const std::string& numbits, Add&& add) {
   }
 }
 
+#if TESTFLEET_HAVE_SQLITE
 // Reads the first bytes, to tell an empty file, a coverage.py 4 JSON file and other files from SQLite
 // before SQLite opens them.
-#if TESTFLEET_HAVE_SQLITE
 void check_header(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
@@ -482,9 +479,9 @@ CoverageData CoverageData::read(const std::filesystem::path& path, const std::ve
   // come together, so its ids are looked up again only when they change.
   Statement arc_rows(
       db, "SELECT file_id, context_id, fromno, tono FROM arc ORDER BY file_id, context_id, fromno, tono");
-  std::optional<std::pair<std::int64_t, std::int64_t>>
-      ids;  // the row's (file_id, context_id), last looked up
-  std::optional<std::pair<std::uint32_t, std::uint32_t>> ours;  // ours for them, when both are known
+  // The (file_id, context_id) last looked up, and our indexes for them when both are known.
+  std::optional<std::pair<std::int64_t, std::int64_t>> ids;
+  std::optional<std::pair<std::uint32_t, std::uint32_t>> ours;
   while (arc_rows.step()) {
     std::pair<std::int64_t, std::int64_t> row{arc_rows.integer(0, "an arc file_id"),
                                               arc_rows.integer(1, "an arc context_id")};
@@ -789,8 +786,8 @@ CoverageCombineResult combine_coverage_data(const std::vector<std::filesystem::p
                                  why.empty() ? "" : ": ", util::join(why, "; ")));
   }
   combined.write(out);
-  result.files = combined.files().size();
-  result.contexts = combined.contexts().size();
+  result.files = combined.file_count();
+  result.contexts = combined.context_count();
   result.has_arcs = combined.has_arcs();
   result.lines = combined.executed_lines();
   return result;

@@ -71,6 +71,8 @@ class CoverageData {
   // Measured paths and contexts, sorted.
   std::vector<std::string> files() const;
   std::vector<std::string> contexts() const;
+  std::size_t file_count() const { return paths_.size(); }
+  std::size_t context_count() const { return contexts_.size(); }
   // The lines of `path` executed in any context (for arc data, the lines arcs start or end at, as
   // coverage.py counts them), sorted.
   std::vector<std::int64_t> lines(const std::string& path) const;

@@ -327,7 +327,7 @@ class Arena {
   // Takes another arena's blocks: what was stored in it stays where it is.
   void absorb(Arena&& other) {
     for (auto& block : other.large_) large_.push_back(std::move(block));
-    // Its chunks go before ours, so that our current chunk stays the one being filled.
+    // Its chunks are kept as blocks of their own, so that our current chunk stays the one being filled.
     for (auto& chunk : other.chunks_) large_.push_back(std::move(chunk));
     other.large_.clear();
     other.chunks_.clear();
@@ -393,6 +393,22 @@ struct JUnitMerger::Impl {
     std::string others;  // any other child element, kept
     std::vector<std::uint32_t> items;
     std::unordered_map<std::string, std::uint32_t> children;
+
+    // An attribute keeps the value of the first input that wrote it.
+    void add_attribute(std::string_view attribute, std::string_view value) {
+      for (const auto& existing : attributes) {
+        if (existing.first == attribute) return;
+      }
+      attributes.emplace_back(attribute, value);
+    }
+    void add_property(std::string xml) {
+      if (property_set.insert(xml).second) properties.push_back(std::move(xml));
+    }
+    // Each input's output on a line of its own.
+    static void add_output(std::string& text, std::string_view value) {
+      if (!text.empty() && !value.empty() && text.back() != '\n') text += '\n';
+      text += value;
+    }
   };
   struct Counts {
     std::size_t tests = 0;
@@ -698,21 +714,12 @@ void JUnitMerger::Impl::absorb(Impl&& other) {
     Suite& theirs = other.suites[from];
     if (from != 0) {
       Suite& ours = suites[to];
-      for (auto& attribute : theirs.attributes) {
-        bool known = false;
-        for (const auto& existing : ours.attributes) known = known || existing.first == attribute.first;
-        if (!known) ours.attributes.push_back(std::move(attribute));
-      }
+      for (const auto& [name, value] : theirs.attributes) ours.add_attribute(name, value);
       ours.disabled_attribute = ours.disabled_attribute || theirs.disabled_attribute;
       ours.time += theirs.time;
-      for (std::string& property : theirs.properties) {
-        if (ours.property_set.insert(property).second) ours.properties.push_back(std::move(property));
-      }
-      for (auto [text, added] : {std::pair{&ours.system_out, &theirs.system_out},
-                                 std::pair{&ours.system_err, &theirs.system_err}}) {
-        if (!text->empty() && !added->empty() && text->back() != '\n') *text += '\n';
-        *text += *added;
-      }
+      for (std::string& property : theirs.properties) ours.add_property(std::move(property));
+      Suite::add_output(ours.system_out, theirs.system_out);
+      Suite::add_output(ours.system_err, theirs.system_err);
       ours.others += theirs.others;
     }
     // Nested suites are visited after this suite's own items are placed, in their order.
@@ -746,10 +753,7 @@ class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
     for (pugi::xml_attribute attribute : suite.attributes()) {
       std::string_view attribute_name = attribute.name();
       if (attribute_name == "disabled") merged.disabled_attribute = true;
-      if (is_count_attribute(attribute_name)) continue;
-      bool known = false;
-      for (const auto& existing : merged.attributes) known = known || existing.first == attribute_name;
-      if (!known) merged.attributes.emplace_back(attribute_name, attribute.value());
+      if (!is_count_attribute(attribute_name)) merged.add_attribute(attribute_name, attribute.value());
     }
   }
 
@@ -793,13 +797,10 @@ class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
         if (property.type() != pugi::node_element) continue;
         std::string xml;
         append_element(xml, property);
-        if (merged.property_set.insert(xml).second) merged.properties.push_back(std::move(xml));
+        merged.add_property(std::move(xml));
       }
     } else if (name == "system-out" || name == "system-err") {
-      std::string& text = name == "system-out" ? merged.system_out : merged.system_err;
-      std::string value = element_text(child);
-      if (!text.empty() && !value.empty() && text.back() != '\n') text += '\n';
-      text += value;
+      Suite::add_output(name == "system-out" ? merged.system_out : merged.system_err, element_text(child));
     } else {
       append_element(merged.others, child);
     }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "util/error.hpp"
+#include "util/files.hpp"
 
 namespace testfleet::reports {
 
@@ -91,12 +92,20 @@ std::string file_position(const std::filesystem::path& path, std::ptrdiff_t offs
   return fmt::format("{}:{}:{}", path.string(), line, column);
 }
 
+namespace {
+
+FileIdentity identity_from(const struct stat& st) {
+  return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+          static_cast<std::uint64_t>(st.st_size),
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+}  // namespace
+
 std::optional<FileIdentity> identity_of(int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return std::nullopt;
-  return FileIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                      static_cast<std::uint64_t>(st.st_size),
-                      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  return identity_from(st);
 }
 
 XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std::string_view> roots,
@@ -116,28 +125,23 @@ XmlInput::XmlInput(const std::filesystem::path& path, std::initializer_list<std:
       throw UsageError(fmt::format("{}: {} bytes, larger than the {} MiB limit for a report", path.string(),
                                    size, kMaxXmlInputBytes >> 20));
     }
-    identity_ = *identity_of(fd);
+    identity_ = identity_from(st);
     // Not zero-filled first: the read overwrites it, and zeroing a large report costs as much as parsing.
+    // A file shorter than it was a moment ago is parsed as it is now.
     buffer_ = std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(size) + 1);
-    while (size_ < size) {
-      ssize_t got = ::read(fd, buffer_.get() + size_, static_cast<std::size_t>(size) - size_);
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
-      if (got == 0) break;  // shorter than it was a moment ago: parsed as it is now
-      size_ += static_cast<std::size_t>(got);
-    }
+    ssize_t got = util::read_up_to(fd, buffer_.get(), static_cast<std::size_t>(size));
+    if (got < 0) throw UsageError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+    size_ = static_cast<std::size_t>(got);
   } catch (...) {
     ::close(fd);
     throw;
   }
   if (source == SourceText::kKeep) {
     file_ = fd;
-  } else {
-    ::close(fd);
-  }
-  if (source == SourceText::kKeep) {
     source_ = std::make_unique_for_overwrite<char[]>(size_);
     std::memcpy(source_.get(), buffer_.get(), size_);
+  } else {
+    ::close(fd);
   }
   if (std::string_view(buffer_.get(), size_).find_first_not_of(" \t\r\n") == std::string_view::npos) {
     throw UsageError(fmt::format("{}:1:1: empty file", path.string()));
@@ -355,6 +359,14 @@ bool is_xml_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+// Past the character at `p` when XML allows it (a space or printable ASCII, or valid UTF-8), else null.
+const char* past_character(const char* p, const char* end) {
+  auto c = static_cast<unsigned char>(*p);
+  if (c < 0x80) return c < 0x20 && !is_xml_space(*p) ? nullptr : p + 1;
+  std::size_t length = valid_utf8_length(p, end);
+  return length == 0 ? nullptr : p + length;
+}
+
 // Reads verbatim text up to the next byte in `stops`, checking every other byte: a reference must be one of
 // the five predefined entities, characters valid UTF-8 that XML allows. Returns the stop's position, `end`
 // when none came, or null when the text cannot be copied.
@@ -377,14 +389,11 @@ const char* verbatim_text(const char* p, const char* end, std::string_view stops
     } else if (c == ']') {
       if (end - p >= 3 && p[1] == ']' && p[2] == '>') return nullptr;
       ++p;
-    } else if (c == '"' || c == '\'') {
-      ++p;
-    } else if (c < 0x20 || c == '<') {
+    } else if (c == '<') {
       return nullptr;
     } else {
-      std::size_t length = valid_utf8_length(p, end);
-      if (length == 0) return nullptr;
-      p += length;
+      p = past_character(p, end);
+      if (p == nullptr) return nullptr;
     }
   }
   return end;
@@ -394,15 +403,9 @@ const char* verbatim_text(const char* p, const char* end, std::string_view stops
 const char* verbatim_name(const char* p, const char* end) {
   const char* start = p;
   while (p < end && !is_xml_space(*p) && *p != '/' && *p != '>' && *p != '=') {
-    auto c = static_cast<unsigned char>(*p);
-    if (c < 0x80) {
-      if (c < 0x20 || c == '<' || c == '&' || c == '"' || c == '\'') return nullptr;
-      ++p;
-    } else {
-      std::size_t length = valid_utf8_length(p, end);
-      if (length == 0) return nullptr;
-      p += length;
-    }
+    if (*p == '<' || *p == '&' || *p == '"' || *p == '\'') return nullptr;
+    p = past_character(p, end);
+    if (p == nullptr) return nullptr;
   }
   return p == start ? nullptr : p;
 }
@@ -434,15 +437,8 @@ std::size_t verbatim_element_length(std::string_view text) {
       if (found == std::string_view::npos) return 0;
       // Inside a CDATA section only the characters themselves must be valid.
       for (const char* q = close; q < close + found;) {
-        auto c = static_cast<unsigned char>(*q);
-        if (c >= 0x80) {
-          std::size_t length = valid_utf8_length(q, close + found);
-          if (length == 0) return 0;
-          q += length;
-        } else {
-          if (c < 0x20 && !is_xml_space(*q)) return 0;
-          ++q;
-        }
+        q = past_character(q, close + found);
+        if (q == nullptr) return 0;
       }
       p = close + found + 3;
       continue;

@@ -8,45 +8,48 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "util/error.hpp"
 
 namespace testfleet::util {
 
+ssize_t read_up_to(int fd, char* into, std::size_t capacity) {
+  std::size_t done = 0;
+  while (done < capacity) {
+    ssize_t n = ::read(fd, into + done, capacity - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
 std::string read_file(const std::filesystem::path& path) {
   // Sized from fstat and read straight into the string: a stream buffer copied a file three times over,
-  // which for an 80 MB .test_durations was a tenth of planning a million tests.
+  // which for an 80 MB .test_durations was a tenth of planning a million tests. One byte more than fstat
+  // says, so that a file that grew meanwhile (or a /proc file, whose size is 0) is read to its end.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw UsageError(fmt::format("cannot read {}: {}", path.string(), std::strerror(errno)));
-  std::string text;
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) text.reserve(static_cast<std::size_t>(st.st_size));
-  char chunk[65536];
+  std::size_t expected =
+      ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? static_cast<std::size_t>(st.st_size) : 0;
+  std::string text(expected + 1, '\0');
+  std::size_t size = 0;
   while (true) {
-    // Into the reserved capacity when there is some, else through the chunk (pipes, /proc files).
-    std::size_t room = text.capacity() - text.size();
-    ssize_t n = 0;
-    if (room > 0) {
-      std::size_t before = text.size();
-      text.resize(text.capacity());
-      n = ::read(fd, text.data() + before, room);
-      text.resize(before + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-    } else {
-      n = ::read(fd, chunk, sizeof chunk);
-      if (n > 0) text.append(chunk, static_cast<std::size_t>(n));
-    }
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n = read_up_to(fd, text.data() + size, text.size() - size);
     if (n < 0) {
       int saved = errno;
       ::close(fd);
       if (saved == EISDIR) throw UsageError(fmt::format("cannot read {}: it is a directory", path.string()));
       throw UsageError(fmt::format("cannot read {}: {}", path.string(), std::strerror(saved)));
     }
-    if (n == 0) break;
+    size += static_cast<std::size_t>(n);
+    if (size < text.size()) break;  // the end of the file
+    text.resize(text.size() * 2 + 65536);
   }
   ::close(fd);
+  text.resize(size);
   return text;
 }
 

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -8,6 +11,10 @@ namespace testfleet::util {
 
 // Reads a whole file; throws UsageError naming the path when it cannot.
 std::string read_file(const std::filesystem::path& path);
+
+// Reads from `fd` until `capacity` bytes are in or the file ends, retrying interrupted reads: how many
+// bytes, or -1 with errno set.
+ssize_t read_up_to(int fd, char* into, std::size_t capacity);
 
 // Writes through a temporary file in the same folder and a rename, so that a reader (or a run killed
 // half-way) never sees half a file. Throws InfrastructureError naming the path and errno's text.
