@@ -25,6 +25,7 @@ constexpr const char* kExitCodes = R"(Exit codes:
   1    test failures or errors (a test that never reported counts as an error)
   2    usage or configuration error
   3    infrastructure error (an environment, server or engine failed)
+  5    no tests were collected (as pytest; --allow-no-tests makes it 0)
   129, 130, 143  interrupted by SIGHUP, SIGINT, SIGTERM (partial results are still merged)
 )";
 
@@ -99,6 +100,9 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   };
   if (from_config("groups", "--groups")) o.groups = c.groups;
   if (from_config("algorithm", "--algorithm")) o.algorithm = c.algorithm;
+  if (from_config("schedule", "--schedule")) o.schedule = c.schedule;
+  if (from_config("max-worker-restarts", "--max-worker-restarts")) o.max_worker_restarts = c.max_worker_restarts;
+  if (from_config("allow-no-tests", "--allow-no-tests")) o.allow_no_tests = c.allow_no_tests;
   if (from_config("durations", "--durations")) o.durations = c.durations;
   if (from_config("durations-junit", "--durations-junit")) o.durations_junit = c.durations_junit;
   if (from_config("runner", "--runner")) o.runner = c.runner;
@@ -145,19 +149,32 @@ int main(int argc, char** argv) {
   std::optional<double> timeout;
   CLI::App* run = app.add_subcommand("run", "Collect, plan, provision, run every group, merge the reports");
   add_selection_options(*run, run_options, run_config);
+  run->add_option("--schedule", run_options.schedule,
+                  "dynamic (default): the plan is each worker's initial queue, and a worker whose queue runs "
+                  "dry takes tests from the one with the most estimated time left; static: the plan exactly, "
+                  "reproducible (--shard K/N always splits statically across machines)")
+      ->check(CLI::IsMember({"dynamic", "static"}));
+  run->add_option("--max-worker-restarts", run_options.max_worker_restarts,
+                  "How many times in the whole run a worker's runner that died (SIGKILL, a segfault, "
+                  "os._exit) is started again in the same environment (default 3); the test it was "
+                  "running is an error naming the crash, its other tests run on")
+      ->check(CLI::NonNegativeNumber);
+  run->add_flag("--allow-no-tests", run_options.allow_no_tests,
+                "Exit 0 when nothing is collected (default: exit 5, as pytest does)");
   run->add_option("--timeout", timeout,
-                  "Seconds a group may run before it is stopped; its unfinished tests are "
-                  "reported as errors")
+                  "Seconds a worker's runner may run before it is stopped; the test it was running is "
+                  "reported as timed out, and its other tests run on the other workers")
       ->check(CLI::PositiveNumber);
   run->add_option("--kill-grace", run_options.kill_grace,
-                  "Seconds a stopped group gets to write its reports before it is killed (default 10)")
+                  "Seconds a stopped worker gets to write its reports before it is killed (default 10)")
       ->check(CLI::NonNegativeNumber);
   run->add_flag("--store-durations", run_options.store_durations,
                 "Write this run's durations into the .test_durations file (pytest-split format)");
   run->add_option("--store-durations-path", run_options.store_durations_path,
                   "Where --store-durations writes (default: the --durations file, else ./.test_durations)");
   run->add_flag("--dry-run", run_options.dry_run,
-                "Print the groups, their commands and environments; run nothing");
+                "Print the initial assignment (dynamic scheduling may move tests), the workers' commands "
+                "and environments; run nothing");
   run->add_option("--ci", run_options.ci, "CI integration: auto, none, github, gitlab")
       ->check(CLI::IsMember({"auto", "none", "github", "gitlab"}));
   run->add_option("--progress", run_options.progress,

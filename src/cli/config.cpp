@@ -153,6 +153,16 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
       o.groups = static_cast<int>(n);
     } else if (key == "algorithm") {
       o.algorithm = one_of(file, key, node, {"lpt", "chunks"});
+    } else if (key == "schedule") {
+      o.schedule = one_of(file, key, node, {"dynamic", "static"});
+    } else if (key == "max-worker-restarts") {
+      double n = in_range(file, key, node, true);
+      if (n != static_cast<int>(n)) {
+        throw UsageError(fmt::format("{}: 'max-worker-restarts' must be a whole number", where(file, node)));
+      }
+      o.max_worker_restarts = static_cast<int>(n);
+    } else if (key == "allow-no-tests") {
+      o.allow_no_tests = as_bool(file, key, node);
     } else if (key == "durations") {
       for (const std::string& p : as_strings(file, key, node)) o.durations.emplace_back(p);
     } else if (key == "durations-junit") {
@@ -201,7 +211,7 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
                                    : as_strings(file, key, node);
     } else {
       throw UsageError(fmt::format(
-          "{}: unknown key '{}' (known: groups, algorithm, durations, durations-junit, store-durations, "
+          "{}: unknown key '{}' (known: groups, algorithm, schedule, max-worker-restarts, allow-no-tests, durations, durations-junit, store-durations, "
           "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, "
           "sidecars, docker-hosts, "
           "compose-command, no-build, wait, ci, "

@@ -12,11 +12,12 @@
 
 #include "ci/ci_output.hpp"
 #include "cli/coverage_reports.hpp"
+#include "cli/fleet_commands.hpp"
 #include "cli/pipeline.hpp"
 #include "cli/report_command.hpp"
 #include "cli/run_owner.hpp"
-#include "execution/provisioner.hpp"
-#include "execution/supervisor.hpp"
+#include "execution/all_environments.hpp"
+#include "execution/fleet.hpp"
 #include "reports/durations.hpp"
 #include "reports/junit.hpp"
 #include "runners/pytest_runner.hpp"
@@ -103,45 +104,11 @@ class Cleanup {
   bool released_ = false;
 };
 
-// Why a planned test has no result of its own, as the merged report says it.
-std::string missing_cause(const runners::GroupRequest& group, const runners::GroupReport& report,
-                          const std::string& id, const std::optional<std::string>& provision_error,
-                          const std::vector<std::string>& environment_problems,
-                          const execution::GroupOutcome* outcome, int stop_signal, bool in_container) {
-  std::string who = fmt::format("group {}", group.index);
-  if (provision_error) return fmt::format("not run: {}'s environment failed: {}", who, *provision_error);
-  if (outcome == nullptr) {
-    return stop_signal != 0 ? fmt::format("not run: the run was interrupted ({}) before {} started",
-                                          signal_name(stop_signal), who)
-                            : fmt::format("not run: {} never started", who);
-  }
-  if (outcome->start_error) return fmt::format("not run: {} could not start: {}", who, *outcome->start_error);
-  for (const std::string& missing : report.not_collected) {
-    if (missing == id) return fmt::format("not run: {}'s runner did not collect this test", who);
-  }
-  bool was_running = report.running && *report.running == id;
-  if (!environment_problems.empty()) {
-    const std::string first = util::split_lines(environment_problems.front()).front();
-    return was_running ? fmt::format("{} lost its environment while running this test: {}", who, first)
-                       : fmt::format("not run: {}'s environment failed during the run: {}", who, first);
-  }
-  double seconds = outcome->ended - outcome->started;
-  if (outcome->timed_out) {
-    return was_running ? fmt::format("timed out: {} was stopped after {} while running this test", who,
-                                     util::format_duration(seconds))
-                       : fmt::format("not run: {} timed out after {} before reaching this test", who,
-                                     util::format_duration(seconds));
-  }
-  if (outcome->stopped) {
-    return fmt::format("not run: the run was interrupted ({}) {}", signal_name(stop_signal),
-                       was_running ? "while this test was running" : "before this test ran");
-  }
-  std::string how = execution::describe_exit(outcome->status, in_container);
-  if (execution::ended_by_signal(outcome->status, in_container)) {
-    return was_running ? fmt::format("{} crashed ({}) while running this test", who, how)
-                       : fmt::format("not run: {} ended ({}) before reaching this test", who, how);
-  }
-  return fmt::format("not reported: {} ended ({}) without reporting this test", who, how);
+reports::Outcome outcome_from(std::string_view text) {
+  if (text == "failed") return reports::Outcome::kFailed;
+  if (text == "error") return reports::Outcome::kError;
+  if (text == "skipped") return reports::Outcome::kSkipped;
+  return reports::Outcome::kPassed;
 }
 
 struct MergeSummary {
@@ -154,45 +121,59 @@ struct MergeSummary {
   std::vector<reports::TestCaseRecord> testcases;
 };
 
-MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& plan,
-                          const std::vector<runners::GroupRequest>& groups,
-                          const std::vector<std::optional<std::string>>& provision_errors,
-                          const std::vector<std::vector<std::string>>& environment_problems,
-                          const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
-                          int stop_signal, bool in_container, const RunContext& context,
-                          double wall_seconds) {
+// One JUnit with every planned test: each runner's own JUnit where it wrote one; the channel's results of a
+// runner that died before writing it; and for a test no runner reported, an error saying why.
+MergeSummary merge_results(const runners::Runner& runner, const FleetCommands& commands,
+                           const execution::FleetResult& result, const RunContext& context,
+                           double wall_seconds) {
   reports::JUnitMerger merger;
   MergeSummary summary;
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    const runners::GroupRequest& group = groups[g];
-    std::filesystem::path junit = runner.group_junit(group);
-    bool junit_ok = std::filesystem::exists(junit) && merger.add_file(junit);
-    runners::GroupReport report = runner.read_group(group, junit_ok);
-    const execution::GroupOutcome* outcome = outcomes[g] ? &*outcomes[g] : nullptr;
-    for (const std::string& id : group.test_ids) {
-      auto finished = report.finished.find(id);
-      if (finished != report.finished.end()) {
-        summary.durations[id] = finished->second.time;
-        // Reported in the group's JUnit, or only in its progress stream when the JUnit never came.
-        if (!junit_ok) merger.add_testcase(runner.junit_suite_name(), finished->second);
-        continue;
-      }
+  // (worker, runner number) -> whether that runner's JUnit was merged
+  std::map<std::pair<std::size_t, int>, bool> merged;
+  for (std::size_t w = 0; w < result.workers.size(); ++w) {
+    for (const execution::RunnerRecord& run : result.workers[w].runs) {
+      if (run.start_error) continue;
+      std::filesystem::path junit = runner.group_junit(commands.request(w, run.number));
+      merged[{w, run.number}] = std::filesystem::exists(junit) && merger.add_file(junit);
+    }
+  }
+  const std::vector<std::string> no_ids;
+  const std::vector<std::string>& ids = result.assignment ? result.assignment->ids : no_ids;
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    const execution::TestRecord& test = result.tests[t];
+    const std::string& id = ids[t];
+    if (test.reported) {
+      summary.durations[id] = test.seconds;
+      auto it = merged.find({*test.worker, test.run});
+      if (it != merged.end() && it->second) continue;
+      // Reported through the channel only: its runner never wrote its JUnit.
       reports::JUnitKey key = runner.junit_key(id);
       reports::TestCaseRecord record;
       record.suite = runner.junit_suite_name();
       record.classname = key.classname;
       record.name = key.name;
-      record.outcome = reports::Outcome::kError;
-      record.message = missing_cause(group, report, id, provision_errors[g], environment_problems[g], outcome,
-                                     stop_signal, in_container);
-      record.text = fmt::format("{}\ntest: {}\ngroup log: {}", record.message, id,
-                                (group.paths.host_dir / "output.log").string());
-      for (const std::string& problem : environment_problems[g]) record.text += "\n\n" + problem;
+      record.time = test.seconds;
+      record.outcome = outcome_from(test.outcome);
+      record.message = test.message;
       merger.add_testcase(runner.junit_suite_name(), record);
-      ++summary.synthesized;
+      continue;
     }
+    reports::JUnitKey key = runner.junit_key(id);
+    reports::TestCaseRecord record;
+    record.suite = runner.junit_suite_name();
+    record.classname = key.classname;
+    record.name = key.name;
+    record.outcome = reports::Outcome::kError;
+    record.message = test.cause;
+    record.text = fmt::format("{}\ntest: {}", record.message, id);
+    if (test.worker) {
+      record.text += fmt::format("\nworker log: {}", commands.log(*test.worker).string());
+      for (const std::string& problem : result.workers[*test.worker].problems)
+        record.text += "\n\n" + problem;
+    }
+    merger.add_testcase(runner.junit_suite_name(), record);
+    ++summary.synthesized;
   }
-  (void)plan;
   summary.output = runner.requested_junit().value_or(context.reports_dir / "junit.xml");
   if (summary.output.has_parent_path()) std::filesystem::create_directories(summary.output.parent_path());
   merger.write(summary.output, wall_seconds);
@@ -203,10 +184,9 @@ MergeSummary merge_groups(const runners::Runner& runner, const planning::Plan& p
   return summary;
 }
 
-// Every group that ran shows "merging" (with how it ended) until the summary: teardown, the merge and the
-// coverage reports can take a while after the last group ended.
-void show_merging(ui::StatusPrinter& printer, const execution::Supervisor& supervisor) {
-  std::vector<ui::GroupView> views = supervisor.views();
+// Every worker that ran shows "merging" (with how it ended) until the summary: teardown, the merge and the
+// coverage reports can take a while after the last worker ended.
+void show_merging(ui::StatusPrinter& printer, std::vector<ui::GroupView> views, double elapsed) {
   std::size_t merging = 0;
   for (ui::GroupView& view : views) {
     if (view.state != ui::GroupState::kPassed && view.state != ui::GroupState::kFailed) continue;
@@ -217,9 +197,9 @@ void show_merging(ui::StatusPrinter& printer, const execution::Supervisor& super
   }
   if (merging == 0) return;
   if (printer.smart()) {
-    printer.status(views, supervisor.elapsed());
+    printer.status(views, elapsed);
   } else {
-    printer.line(fmt::format("merging the reports of {} groups", merging));
+    printer.line(fmt::format("merging the reports of {} workers", merging));
   }
 }
 
@@ -238,14 +218,21 @@ struct PhaseTimes {
   std::vector<double> group_teardown_seconds;
 };
 
+std::string status_of(const execution::RunnerRecord& run, bool in_container) {
+  if (run.start_error) return "could not start";
+  if (!run.status) return "not ended";
+  std::string how = execution::describe_exit(*run.status, in_container);
+  if (run.timed_out) return "timed out, " + how;
+  if (run.stopped) return "stopped, " + how;
+  return how;
+}
+
+// run.json: what ran where, for `testfleet report`, the HTML report and whoever reads the artifact.
 void write_run_record(const RunContext& context, const planning::Plan& plan,
-                      const std::vector<runners::GroupRequest>& groups,
-                      const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
-                      const std::vector<execution::ProvisionResult>& provisioning,
-                      const std::vector<std::optional<std::string>>& provision_errors,
-                      const std::vector<std::vector<std::string>>& commands, const PhaseTimes& times,
+                      const execution::FleetResult& result, const PhaseTimes& times,
                       const MergeSummary& summary, const std::optional<ShardSpec>& shard,
-                      std::size_t collected, double wall_seconds, int exit_code) {
+                      const RunOptions& options, std::size_t collected, double wall_seconds, int exit_code,
+                      bool in_container) {
   nlohmann::json record;
   record["collected_tests"] = collected;
   record["planned_tests"] = plan.tests.size();
@@ -260,6 +247,8 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
                      {"teardown_started", times.teardown_started},
                      {"teardown_ended", times.teardown_ended}};
   record["algorithm"] = std::string(planning::to_string(plan.algorithm));
+  record["schedule"] = options.schedule;
+  record["restarts"] = result.restarts;
   record["exit_code"] = exit_code;
   record["wall_seconds"] = wall_seconds;
   record["lower_bound_seconds"] = plan.lower_bound_seconds();
@@ -269,36 +258,80 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
                       {"errors", summary.totals.errors},
                       {"skipped", summary.totals.skipped},
                       {"not_reported", summary.synthesized}};
+  // The workers, under the name the report has always read: one entry each, its runners within.
   record["groups"] = nlohmann::json::array();
-  for (std::size_t g = 0; g < groups.size(); ++g) {
+  for (std::size_t w = 0; w < result.workers.size(); ++w) {
+    const execution::WorkerRecord& worker = result.workers[w];
     nlohmann::json group;
-    group["group"] = groups[g].index;
-    group["tests"] = groups[g].test_ids.size();
-    group["estimate_seconds"] = plan.groups[g].seconds;
-    group["log"] = (groups[g].paths.host_dir / "output.log").string();
-    if (g < commands.size() && !commands[g].empty()) group["command"] = commands[g];
-    if (g < provisioning.size()) group["provision_seconds"] = provisioning[g].seconds;
-    if (g < times.group_teardown_seconds.size()) group["teardown_seconds"] = times.group_teardown_seconds[g];
-    if (provision_errors[g]) group["provision_error"] = *provision_errors[g];
-    if (outcomes[g]) {
-      // Seconds since the epoch, like `times`.
-      group["started"] = times.execute_started + outcomes[g]->started;
-      group["ended"] = times.execute_started + outcomes[g]->ended;
-      group["status"] = outcomes[g]->start_error ? "could not start" : outcomes[g]->status.describe();
-      group["timed_out"] = outcomes[g]->timed_out;
+    group["group"] = worker.index;
+    group["tests"] = worker.tests_run;
+    group["estimate_seconds"] = w < plan.groups.size() ? plan.groups[w].seconds : 0.0;
+    group["log"] = (context.reports_dir / fmt::format("group-{}", worker.index) / "output.log").string();
+    group["provision_seconds"] = worker.provision_seconds;
+    if (w < times.group_teardown_seconds.size()) group["teardown_seconds"] = times.group_teardown_seconds[w];
+    if (worker.provision_error) group["provision_error"] = *worker.provision_error;
+    if (worker.lost) group["lost"] = *worker.lost;
+    if (worker.collection_error) group["collection_error"] = *worker.collection_error;
+    if (!worker.problems.empty()) group["problems"] = worker.problems;
+    nlohmann::json runs = nlohmann::json::array();
+    for (const execution::RunnerRecord& run : worker.runs) {
+      nlohmann::json entry = {{"number", run.number},
+                              {"batch", run.batch},
+                              {"started", run.started},
+                              {"ended", run.ended},
+                              {"status", status_of(run, in_container)},
+                              {"died", run.died},
+                              {"timed_out", run.timed_out},
+                              {"tests", run.tests.size()}};
+      runs.push_back(std::move(entry));
     }
-    record["groups"].push_back(group);
+    if (!worker.runs.empty()) {
+      const execution::RunnerRecord& first = worker.runs.front();
+      const execution::RunnerRecord& last = worker.runs.back();
+      group["started"] = first.started;
+      group["ended"] = last.ended;
+      group["status"] = status_of(last, in_container);
+      group["timed_out"] = std::any_of(worker.runs.begin(), worker.runs.end(),
+                                       [](const execution::RunnerRecord& r) { return r.timed_out; });
+    } else {
+      group["status"] = worker.provision_error ? "environment failed" : "not started";
+    }
+    group["runs"] = std::move(runs);
+    record["groups"].push_back(std::move(group));
   }
+  record["steals"] = nlohmann::json::array();
+  for (const execution::Steal& steal : result.steals) {
+    nlohmann::json entry = {{"to", steal.to + 1},
+                            {"tests", steal.tests},
+                            {"seconds", steal.seconds},
+                            {"at", times.execute_started + steal.at}};
+    entry["from"] = steal.from == execution::Steal::kPool ? nlohmann::json("lost workers")
+                                                          : nlohmann::json(steal.from + 1);
+    record["steals"].push_back(std::move(entry));
+  }
+  // Where every test ran: its worker (1-based) and that worker's runner or batch number.
+  nlohmann::json placement = nlohmann::json::array();
+  if (result.assignment) {
+    for (std::size_t t = 0; t < result.tests.size(); ++t) {
+      const execution::TestRecord& test = result.tests[t];
+      nlohmann::json entry = {{"id", result.assignment->ids[t]}};
+      if (test.worker) {
+        entry["worker"] = *test.worker + 1;
+        entry["run"] = test.run;
+      }
+      if (!test.reported) entry["cause"] = test.cause;
+      placement.push_back(std::move(entry));
+    }
+  }
+  record["tests"] = std::move(placement);
   util::write_file_atomic(context.reports_dir / "run.json",
                           record.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
-// The CI system's own views of the run: folded group logs, annotations and the job summary.
+// The CI system's own views of the run: folded worker logs, annotations and the job summary.
 void publish_to_ci(const RunOptions& options, const RunContext& context, const runners::Runner& runner,
-                   const planning::Plan& plan, const std::vector<runners::GroupRequest>& groups,
-                   const std::vector<std::optional<std::string>>& provision_errors,
-                   const std::vector<std::optional<execution::GroupOutcome>>& outcomes,
-                   const MergeSummary& merged, double wall, ui::StatusPrinter& printer) {
+                   const planning::Plan& plan, const execution::FleetResult& result,
+                   const MergeSummary& merged, double wall, bool in_container, ui::StatusPrinter& printer) {
   util::EnvVars env = util::current_environment();
   ci::Provider provider = ci::detect(options.ci, env);
   if (provider == ci::Provider::kNone) return;
@@ -310,32 +343,36 @@ void publish_to_ci(const RunOptions& options, const RunContext& context, const r
   summary.lower_bound_seconds = plan.lower_bound_seconds();
   summary.testcases = merged.testcases;
   summary.merged_junit = merged.output.string();
+  if (runner.name() == "pytest" && result.assignment) {
+    for (const std::string& id : result.assignment->ids) {
+      std::size_t sep = id.find("::");
+      if (sep == std::string::npos) continue;
+      reports::JUnitKey key = runner.junit_key(id);
+      summary.files[key.classname + '\x1f' + key.name] = id.substr(0, sep);
+    }
+  }
   long long now = static_cast<long long>(epoch_now());
-  for (std::size_t g = 0; g < groups.size(); ++g) {
+  for (std::size_t w = 0; w < result.workers.size(); ++w) {
+    const execution::WorkerRecord& worker = result.workers[w];
     ci::GroupSummary group;
-    group.index = groups[g].index;
-    group.tests = groups[g].test_ids.size();
-    group.estimate_seconds = plan.groups[g].seconds;
-    group.log = groups[g].paths.host_dir / "output.log";
-    if (provision_errors[g]) {
+    group.index = worker.index;
+    group.tests = worker.tests_run;
+    group.estimate_seconds = w < plan.groups.size() ? plan.groups[w].seconds : 0.0;
+    group.log = context.reports_dir / fmt::format("group-{}", worker.index) / "output.log";
+    if (worker.provision_error) {
       group.status = "environment failed";
       group.failed = true;
-    } else if (outcomes[g]) {
-      group.seconds = outcomes[g]->ended - outcomes[g]->started;
-      group.status = outcomes[g]->start_error ? "could not start"
-                     : outcomes[g]->timed_out ? "timed out, " + outcomes[g]->status.describe()
-                                              : outcomes[g]->status.describe();
-      group.failed = !outcomes[g]->status.success() || outcomes[g]->timed_out;
+    } else if (!worker.runs.empty()) {
+      group.seconds = worker.runs.back().ended - worker.runs.front().started;
+      group.status = status_of(worker.runs.back(), in_container);
+      if (worker.runs.size() > 1) group.status += fmt::format(" ({} runners)", worker.runs.size());
+      group.failed =
+          worker.lost.has_value() || std::any_of(worker.runs.begin(), worker.runs.end(), [](const auto& r) {
+            return r.died || r.timed_out || r.start_error || (r.status && !r.status->success());
+          });
     } else {
       group.status = "not run";
       group.failed = true;
-    }
-    for (const std::string& id : groups[g].test_ids) {
-      reports::JUnitKey key = runner.junit_key(id);
-      std::size_t sep = id.find("::");
-      if (runner.name() == "pytest" && sep != std::string::npos) {
-        summary.files[key.classname + '\x1f' + key.name] = id.substr(0, sep);
-      }
     }
     std::string log;
     try {
@@ -345,7 +382,7 @@ void publish_to_ci(const RunOptions& options, const RunContext& context, const r
     }
     printer.block(ci::fold(
         provider, fmt::format("testfleet_group_{}", group.index),
-        fmt::format("testfleet group {}: {} tests, {}", group.index, group.tests, group.status), log, now));
+        fmt::format("testfleet worker {}: {} tests, {}", group.index, group.tests, group.status), log, now));
     summary.groups.push_back(std::move(group));
   }
   if (provider != ci::Provider::kGitHub) return;
@@ -386,23 +423,78 @@ void publish_run_files(const RunContext& context, const MergeSummary& summary,
   if (shard && shard->bazel_status_file) util::write_file_atomic(*shard->bazel_status_file, "");
 }
 
-void print_dry_run(const runners::Runner& runner, const planning::Plan& plan,
-                   const std::vector<runners::GroupRequest>& groups, environments::Backend& backend,
-                   const RunContext& context) {
+void print_dry_run(const runners::Runner& runner, const planning::Plan& plan, const FleetCommands& commands,
+                   environments::Backend& backend, const RunContext& context, const RunOptions& options) {
   std::cout << format_plan(plan, "text");
-  for (const runners::GroupRequest& group : groups) {
-    runners::Command command = runner.group_command(group);
-    std::cout << fmt::format("\ngroup {} ({} tests) in {} environment:\n", group.index, group.test_ids.size(),
+  if (options.schedule == "dynamic") {
+    std::cout
+        << "(the initial assignment: with --schedule dynamic, a worker whose queue runs dry takes tests "
+           "from the one with the most left)\n";
+  }
+  for (const planning::Group& g : plan.groups) {
+    std::size_t w = static_cast<std::size_t>(g.index - 1);
+    runners::GroupRequest request = commands.request(w, 1);
+    request.paths.inside_dir = request.paths.host_dir;
+    request.paths.support_inside_dir = context.support_dir;
+    if (!runner.streams()) {
+      for (std::size_t t : g.tests) request.test_ids.push_back(plan.tests[t].id);
+    }
+    runners::Command command = runner.group_command(request);
+    std::cout << fmt::format("\nworker {} ({} tests) in a {} environment:\n", g.index, g.tests.size(),
                              backend.name());
     std::cout << "  cd " << util::shell_quote(context.cwd.string()) << "\n";
-    std::cout << fmt::format("  env TESTFLEET_GROUP={} TESTFLEET_GROUPS={} TESTFLEET_RUN_ID={}", group.index,
-                             group.count, context.run_id);
+    std::cout << fmt::format("  env TESTFLEET_GROUP={} TESTFLEET_GROUPS={} TESTFLEET_RUN_ID={}", g.index,
+                             request.count, context.run_id);
     for (const auto& [key, value] : command.variables)
       std::cout << " " << key << "=" << util::shell_quote(value);
     std::cout << "\n  " << util::shell_join(command.argv) << "\n";
-    std::cout << fmt::format("  output: {}\n", (group.paths.host_dir / "output.log").string());
+    if (runner.streams()) std::cout << "  (its tests are fed one by one through the worker's stdin)\n";
+    std::cout << fmt::format("  output: {}\n", commands.log(w).string());
   }
   std::cout << "\n--dry-run: nothing was run.\n";
+}
+
+// Reads the durations, picks this machine's shard and splits it: the plan, and the fleet's view of it.
+struct Planned {
+  planning::Plan plan;
+  std::optional<ShardSpec> shard;
+  std::size_t collected = 0;
+  bool no_durations = false;
+};
+
+execution::Assignment assignment_of(const planning::Plan& plan) {
+  execution::Assignment assignment;
+  assignment.ids.reserve(plan.tests.size());
+  for (const planning::Test& test : plan.tests) {
+    assignment.ids.push_back(test.id);
+    assignment.estimates.push_back(test.seconds);
+  }
+  for (const planning::Group& group : plan.groups) assignment.queues.push_back(group.tests);
+  return assignment;
+}
+
+void announce_plan(const Planned& planned, const RunContext& context, const RunOptions& options,
+                   ui::StatusPrinter& printer) {
+  const planning::Plan& plan = planned.plan;
+  std::string schedule = options.schedule == "dynamic"
+                             ? "dynamic: workers take queued tests from each other as they run dry"
+                             : "static: the plan exactly";
+  printer.line(
+      planned.no_durations
+          ? fmt::format("testfleet run {}: {} tests over {} workers, split evenly by count ({}; no durations "
+                        "known yet: --store-durations records them)",
+                        context.run_id, plan.tests.size(), plan.groups.size(), schedule)
+          : fmt::format(
+                "testfleet run {}: {} tests over {} workers, ~{} each at most (lower bound {}{}; {})",
+                context.run_id, plan.tests.size(), plan.groups.size(),
+                util::format_duration(plan.makespan_seconds()),
+                util::format_duration(plan.lower_bound_seconds()),
+                plan.estimated_count() > 0 ? fmt::format("; {} tests estimated", plan.estimated_count()) : "",
+                schedule));
+  if (static_cast<std::size_t>(plan.requested_groups) > plan.groups.size() && !plan.groups.empty()) {
+    printer.line(fmt::format("only {} tests for {} workers: {} of them get tests", plan.tests.size(),
+                             plan.requested_groups, plan.groups.size()));
+  }
 }
 
 }  // namespace
@@ -415,6 +507,7 @@ int run_tests(const RunOptions& options) {
   times.run_started = epoch_now();
   RunContext context = make_context(options);
   planning::Algorithm algorithm = planning::parse_algorithm(options.algorithm);
+  execution::Schedule schedule = execution::parse_schedule(options.schedule);
   std::unique_ptr<runners::Runner> runner = make_runner(options, context);
   std::unique_ptr<environments::Backend> backend = make_backend(options, context);
   prepare_reports_dir(context);
@@ -423,8 +516,9 @@ int run_tests(const RunOptions& options) {
   RunOwner owner(context.run_id, backend->name(), options.docker_hosts);
   if (support) owner.add_dir(support->path());
   Cleanup cleanup(*backend, printer);
+  const int workers = group_count(options);
 
-  // Prepared once for all groups (images built, a database template made) before anything runs in it.
+  // Prepared once for all workers (images built, a database template made) before anything runs in it.
   double prepare_start = epoch_now();
   backend->prepare(signals.stop_requested());
   for (const std::filesystem::path& dir : backend->private_dirs()) owner.add_dir(dir);
@@ -432,137 +526,71 @@ int run_tests(const RunOptions& options) {
     printer.line(fmt::format("{}: {}", backend->name(), what));
   times.prepare_seconds = epoch_now() - prepare_start;
 
-  // Discover: the tests exactly as the user's own command collects them.
-  std::vector<std::string> ids = discover(*runner, *backend, context, printer);
+  // Plan: from the first complete collection, groups balanced by past durations, the same on every machine.
+  Planned planned;
+  auto plan_from = [&](std::vector<std::string> ids) {
+    planned.collected = ids.size();
+    std::vector<planning::Test> tests =
+        select_shard(with_durations(std::move(ids), options, *runner), options, printer, &planned.shard);
+    planned.plan = planning::make_plan(std::move(tests), workers, algorithm);
+    planned.no_durations =
+        !planned.plan.tests.empty() && planned.plan.estimated_count() == planned.plan.tests.size();
+    if (!options.dry_run) announce_plan(planned, context, options, printer);
+    return assignment_of(planned.plan);
+  };
+  auto list = [&] { return discover(*runner, *backend, context, printer); };
+  FleetCommands commands(*runner, context, workers, plan_from, list);
 
-  // Plan: groups balanced by past durations, the same on every machine.
-  std::optional<ShardSpec> shard;
-  const std::size_t collected = ids.size();  // ids is moved into the plan below
-  std::vector<planning::Test> tests =
-      select_shard(with_durations(std::move(ids), options, *runner), options, printer, &shard);
-  planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
-  std::vector<runners::GroupRequest> groups;
-  for (const planning::Group& g : plan.groups) {
-    runners::GroupRequest request;
-    request.index = g.index;
-    request.count = static_cast<int>(plan.groups.size());
-    request.run_id = context.run_id;
-    for (std::size_t t : g.tests) request.test_ids.push_back(plan.tests[t].id);
-    request.paths.host_dir = context.reports_dir / fmt::format("group-{}", g.index);
-    groups.push_back(std::move(request));
-  }
   if (options.dry_run) {
-    for (runners::GroupRequest& group : groups) {
-      group.paths.inside_dir = group.paths.host_dir;
-      group.paths.support_inside_dir = context.support_dir;
-    }
-    print_dry_run(*runner, plan, groups, *backend, context);
+    // Collected once here, as the workers would, but nothing else runs.
+    plan_from(list());
+    print_dry_run(*runner, planned.plan, commands, *backend, context, options);
     return 0;
   }
-  if (plan.groups.empty()) printer.line("no tests were collected: nothing to run");
-  bool no_durations = !plan.tests.empty() && plan.estimated_count() == plan.tests.size();
-  printer.line(
-      no_durations
-          ? fmt::format("testfleet run {}: {} tests in {} groups, balanced by count (no durations known yet: "
-                        "--store-durations records them)",
-                        context.run_id, plan.tests.size(), plan.groups.size())
-          : fmt::format("testfleet run {}: {} tests in {} groups, ~{} each at most (lower bound {}{})",
-                        context.run_id, plan.tests.size(), plan.groups.size(),
-                        util::format_duration(plan.makespan_seconds()),
-                        util::format_duration(plan.lower_bound_seconds()),
-                        plan.estimated_count() > 0
-                            ? fmt::format("; {} tests estimated", plan.estimated_count())
-                            : ""));
-  if (static_cast<std::size_t>(plan.requested_groups) > plan.groups.size() && !plan.groups.empty()) {
-    printer.line(fmt::format("only {} tests for {} groups: running {} groups", plan.tests.size(),
-                             plan.requested_groups, plan.groups.size()));
-  }
 
-  // Provision: every group its own environment, all at once.
-  std::vector<std::optional<std::string>> provision_errors(groups.size());
-  std::vector<execution::ProvisionResult> provisioning;
+  // Provision and execute: a worker per environment, each started as soon as its own is ready; the first
+  // to collect makes the plan, and every worker is fed from it until the suite is done.
   times.provision_started = epoch_now();
-  if (!groups.empty() && !signals.stop_requested()) {
-    for (runners::GroupRequest& group : groups) {
-      std::filesystem::create_directories(group.paths.host_dir);
-      environments::GroupSlot slot{group.index, group.count, context.run_id, context.reports_dir,
-                                   group.paths.host_dir};
-      cleanup.environments.push_back(backend->create(slot));
-      group.paths.inside_dir = cleanup.environments.back()->path_inside(group.paths.host_dir);
-      group.paths.support_inside_dir = cleanup.environments.back()->path_inside(context.support_dir);
-      runner->write_group_files(group);
-    }
-    provisioning = execution::provision_all(cleanup.environments, signals.stop_requested(), printer);
-    for (std::size_t g = 0; g < groups.size(); ++g) {
-      if (provisioning[g].error) {
-        provision_errors[g] =
-            signals.stop_requested() ? std::string("interrupted while provisioning") : *provisioning[g].error;
-        printer.block(fmt::format("{} group {}: its environment could not be provisioned:\n{}",
-                                  printer.red("FAILED:"), groups[g].index, *provisioning[g].error));
-      }
-    }
+  std::vector<environments::Environment*> environments;
+  for (int w = 1; w <= workers && !signals.stop_requested(); ++w) {
+    std::filesystem::path dir = context.reports_dir / fmt::format("group-{}", w);
+    std::filesystem::create_directories(dir);
+    environments::GroupSlot slot{w, workers, context.run_id, context.reports_dir, dir};
+    cleanup.environments.push_back(backend->create(slot));
+    environments.push_back(cleanup.environments.back().get());
   }
-
-  // Execute: each group's command in its environment, supervised.
-  std::vector<execution::GroupJob> jobs;
-  std::vector<std::size_t> job_group;
-  util::EnvVars host = util::current_environment();
-  for (std::size_t g = 0; g < groups.size() && !signals.stop_requested(); ++g) {
-    if (provision_errors[g]) continue;
-    const runners::GroupRequest& group = groups[g];
-    environments::Environment& environment = *cleanup.environments[g];
-    runners::Command command = runner->group_command(group);
-    util::EnvVars variables = {{"TESTFLEET_GROUP", std::to_string(group.index)},
-                               {"TESTFLEET_GROUPS", std::to_string(group.count)},
-                               {"TESTFLEET_RUN_ID", context.run_id}};
-    for (const auto& [key, value] : environment.variables()) variables[key] = value;
-    for (const auto& [key, value] : command.variables) variables[key] = value;
-    execution::GroupJob job;
-    job.index = group.index;
-    job.cwd = context.cwd;
-    job.log_file = group.paths.host_dir / "output.log";
-    job.planned_tests = group.test_ids.size();
-    job.in_container = !environment.variables_in_host_environment();
-    // Without any known duration the "estimate" is one second a test: not worth showing.
-    job.estimate_seconds = no_durations ? 0 : plan.groups[g].seconds;
-    if (environment.variables_in_host_environment()) {
-      job.argv = command.argv;
-      job.env = with_variables(host, variables);
-    } else {
-      job.argv = environment.wrap_command(command.argv, variables);
-      job.env = host;
-    }
-    if (std::function<std::size_t()> counter = runner->progress_counter(group)) {
-      job.finished_tests = [counter]() -> std::optional<std::size_t> { return counter(); };
-    }
-    jobs.push_back(std::move(job));
-    job_group.push_back(g);
-  }
-  execution::SupervisorOptions supervisor_options;
+  execution::FleetOptions fleet_options;
+  fleet_options.schedule = schedule;
+  fleet_options.max_restarts = options.max_worker_restarts;
+  fleet_options.reports_dir = context.reports_dir;
   if (options.timeout)
-    supervisor_options.timeout = std::chrono::milliseconds(static_cast<long long>(*options.timeout * 1000));
-  supervisor_options.kill_grace =
-      std::chrono::milliseconds(static_cast<long long>(options.kill_grace * 1000));
-  execution::Supervisor supervisor(printer, supervisor_options);
-  std::vector<std::vector<std::string>> commands(groups.size());
-  for (std::size_t j = 0; j < jobs.size(); ++j) commands[job_group[j]] = jobs[j].argv;
+    fleet_options.timeout = std::chrono::milliseconds(static_cast<long long>(*options.timeout * 1000));
+  fleet_options.kill_grace = std::chrono::milliseconds(static_cast<long long>(options.kill_grace * 1000));
+  execution::Fleet fleet(environments, commands, fleet_options, printer);
   times.execute_started = epoch_now();
-  std::vector<execution::GroupOutcome> job_outcomes =
-      supervisor.run(jobs, signals.stop_requested(), [&signals] { return signals.received(); });
-  std::vector<std::optional<execution::GroupOutcome>> outcomes(groups.size());
-  for (std::size_t j = 0; j < jobs.size(); ++j) outcomes[job_group[j]] = job_outcomes[j];
-  show_merging(printer, supervisor);
+  execution::FleetResult result =
+      fleet.run(signals.stop_requested(), [&signals] { return signals.received(); });
+  show_merging(printer, fleet.views(), std::chrono::duration<double>(Clock::now() - start).count());
+  const bool in_container = backend->name() == "compose";
 
-  // A server or sidecar that ended while its group ran, an engine that stopped answering: the tests' own
+  // A server or sidecar that ended while its worker ran, an engine that stopped answering: the tests' own
   // errors only hint at it, so it is named here, and the run is an infrastructure failure.
-  std::vector<std::vector<std::string>> environment_problems(groups.size());
-  if (!signals.stop_requested() && cleanup.environments.size() == groups.size()) {
-    environment_problems = execution::problems_of_all(cleanup.environments);
-  }
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    for (const std::string& problem : environment_problems[g]) {
-      printer.block(fmt::format("{} group {}: {}", printer.red("FAILED:"), groups[g].index, problem));
+  std::vector<std::vector<std::string>> environment_problems(cleanup.environments.size());
+  if (!signals.stop_requested()) environment_problems = execution::problems_of_all(cleanup.environments);
+  bool infrastructure_failed = false;
+  for (std::size_t w = 0; w < result.workers.size(); ++w) {
+    execution::WorkerRecord& worker = result.workers[w];
+    for (const std::string& problem : environment_problems[w]) {
+      if (std::find(worker.problems.begin(), worker.problems.end(), problem) != worker.problems.end())
+        continue;
+      printer.block(fmt::format("{} worker {}: {}", printer.red("FAILED:"), worker.index, problem));
+      worker.problems.push_back(problem);
     }
+    bool start_failed =
+        std::any_of(worker.runs.begin(), worker.runs.end(),
+                    [](const execution::RunnerRecord& r) { return r.start_error.has_value(); });
+    if (worker.provision_error || worker.collection_error || !worker.problems.empty() || start_failed)
+      infrastructure_failed = true;
   }
 
   // The environments go before merging: nothing of theirs is needed any more.
@@ -577,26 +605,35 @@ int run_tests(const RunOptions& options) {
   times.teardown_ended = epoch_now();
   times.group_teardown_seconds = cleanup.teardown_seconds;
 
-  // Merge: one JUnit with every planned test, run or an error naming why it has no result.
   int stop_signal = signals.received();
+  if (result.collection_failure && stop_signal == 0) {
+    throw Error(ExitCode::kTestsFailed, fmt::format("{} could not collect the tests: {}", runner->name(),
+                                                    *result.collection_failure));
+  }
+
+  // Merge: one JUnit with every planned test, run or an error naming why it has no result.
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  MergeSummary summary = merge_groups(*runner, plan, groups, provision_errors, environment_problems, outcomes,
-                                      stop_signal, backend->name() == "compose", context, wall);
+  MergeSummary summary = merge_results(*runner, commands, result, context, wall);
 
   // The reports directory is the run's artifact for a fan-in merge of shards: it holds the merged JUnit and
   // this run's durations whatever else the user asked for.
-  publish_run_files(context, summary, shard, printer);
+  publish_run_files(context, summary, planned.shard, printer);
 
   // Publish: the summary, the durations, the coverage reports.
   for (const reports::InputProblem& problem : summary.problems) printer.line("error: " + problem.message);
   for (const auto& [classname, name] : summary.duplicates) {
-    printer.line(fmt::format("warning: {}::{} was reported by more than one group", classname, name));
+    printer.line(fmt::format("warning: {}::{} was reported by more than one worker", classname, name));
   }
-  publish_to_ci(options, context, *runner, plan, groups, provision_errors, outcomes, summary, wall, printer);
-  bool coverage_failed = false;
+  publish_to_ci(options, context, *runner, planned.plan, result, summary, wall, in_container, printer);
   if (const auto* pytest = dynamic_cast<const runners::PytestRunner*>(runner.get());
-      pytest != nullptr && pytest->coverage_enabled() && !groups.empty()) {
-    coverage_failed = !combine_coverage(*pytest, groups, context, *backend, printer);
+      pytest != nullptr && pytest->coverage_enabled() && result.assignment &&
+      !result.assignment->ids.empty()) {
+    std::vector<runners::GroupRequest> runs;
+    for (std::size_t w = 0; w < result.workers.size(); ++w) {
+      for (const execution::RunnerRecord& run : result.workers[w].runs)
+        runs.push_back(commands.request(w, run.number));
+    }
+    if (!combine_coverage(*pytest, runs, context, *backend, printer)) infrastructure_failed = true;
   }
   if (options.store_durations) {
     std::filesystem::path path = !options.store_durations_path.empty() ? options.store_durations_path
@@ -609,14 +646,11 @@ int run_tests(const RunOptions& options) {
     printer.line(fmt::format("stored {} durations in {}", summary.durations.size(), path.string()));
   }
 
-  bool infrastructure_failed = coverage_failed;
-  bool group_failed = false;
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    if (provision_errors[g] || (outcomes[g] && outcomes[g]->start_error) ||
-        !environment_problems[g].empty()) {
-      infrastructure_failed = true;
+  bool runner_failed = false;
+  for (const execution::WorkerRecord& worker : result.workers) {
+    for (const execution::RunnerRecord& run : worker.runs) {
+      if (run.status && !run.died && !(run.status->code == 0 || run.status->code == 1)) runner_failed = true;
     }
-    if (outcomes[g] && !outcomes[g]->status.success()) group_failed = true;
   }
   printer.clear();  // the status area ends with the merge; the summary is the last word
   if (stop_signal != 0) {
@@ -627,22 +661,31 @@ int run_tests(const RunOptions& options) {
   }
   const reports::Totals& t = summary.totals;
   std::size_t passed = t.tests - t.failures - t.errors - t.skipped;
+  std::string restarts = result.restarts > 0 ? fmt::format(", {} runner restarts", result.restarts) : "";
   printer.line(
-      fmt::format("{} {} tests: {} passed, {} failed, {} errors, {} skipped in {} ({} groups); {} not "
+      fmt::format("{} {} tests: {} passed, {} failed, {} errors, {} skipped in {} ({} workers{}); {} not "
                   "reported; merged JUnit: {}",
                   printer.bold("testfleet:"), t.tests, passed, t.failures, t.errors, t.skipped,
-                  util::format_duration(wall), groups.size(), summary.synthesized, summary.output.string()));
+                  util::format_duration(wall), result.workers.size(), restarts, summary.synthesized,
+                  summary.output.string()));
 
   ExitCode code = ExitCode::kSuccess;
   if (stop_signal != 0) {
     code = exit_code_for_signal(stop_signal);
   } else if (infrastructure_failed) {
     code = ExitCode::kInfrastructure;
-  } else if (t.failures + t.errors > 0 || group_failed || !summary.problems.empty()) {
+  } else if (t.failures + t.errors > 0 || runner_failed || !summary.problems.empty()) {
     code = ExitCode::kTestsFailed;
+  } else if (planned.plan.tests.empty() && !options.allow_no_tests) {
+    printer.line(fmt::format(
+        "testfleet: no tests were collected ({} collected nothing in {}{}); exit 5, as pytest; "
+        "--allow-no-tests makes it 0",
+        util::shell_join(options.command), context.cwd.string(),
+        in_container ? fmt::format(", inside the {} service's container", options.compose_service) : ""));
+    code = ExitCode::kNoTests;
   }
-  write_run_record(context, plan, groups, outcomes, provisioning, provision_errors, commands, times, summary,
-                   shard, collected, wall, static_cast<int>(code));
+  write_run_record(context, planned.plan, result, times, summary, planned.shard, options, planned.collected,
+                   wall, static_cast<int>(code), in_container);
   publish_html_report(context.reports_dir, printer);
   return static_cast<int>(code);
 }

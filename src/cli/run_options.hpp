@@ -13,6 +13,9 @@ namespace testfleet::cli {
 struct RunOptions {
   int groups = 0;  // 0: one per core
   std::string algorithm = "lpt";
+  std::string schedule = "dynamic";  // dynamic (workers take queued tests from each other) or static
+  int max_worker_restarts = 3;       // runner restarts for the whole run, after a runner died
+  bool allow_no_tests = false;       // a suite that collects nothing exits 0, not 5
   std::vector<std::filesystem::path> durations;        // .test_durations files
   std::vector<std::filesystem::path> durations_junit;  // JUnit files of earlier runs
   bool store_durations = false;

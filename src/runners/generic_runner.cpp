@@ -117,10 +117,10 @@ std::filesystem::path GenericRunner::group_junit(const GroupRequest& group) cons
   return group.paths.host_dir / "junit.xml";
 }
 
-GroupReport GenericRunner::read_group(const GroupRequest& group, bool junit_merged_ok) const {
+GroupReport GenericRunner::read_group(const GroupRequest& group) const {
   GroupReport report;
   std::filesystem::path junit = group_junit(group);
-  if (!junit_merged_ok || !std::filesystem::exists(junit)) return report;
+  if (!std::filesystem::exists(junit)) return report;
   // A runner names its testcases as it likes: a test ID is matched to `name`, `classname::name` or
   // `classname.name`.
   std::unordered_map<std::string, reports::TestCaseRecord> by_key;

@@ -26,11 +26,11 @@ class GenericRunner : public Runner {
   std::vector<std::string> read_collection(const util::CommandResult& result,
                                            const CommandPaths& paths) const override;
   void install_support(const std::filesystem::path& host_dir) const override { (void)host_dir; }
+  bool streams() const override { return false; }
   void write_group_files(const GroupRequest& group) const override;
   Command group_command(const GroupRequest& group) const override;
   std::filesystem::path group_junit(const GroupRequest& group) const override;
-  std::function<std::size_t()> progress_counter(const GroupRequest&) const override { return {}; }
-  GroupReport read_group(const GroupRequest& group, bool junit_merged_ok) const override;
+  GroupReport read_group(const GroupRequest& group) const override;
   reports::JUnitKey junit_key(const std::string& id) const override;
   std::string junit_suite_name() const override { return "testfleet"; }
   std::optional<std::filesystem::path> requested_junit() const override { return merged_junit_; }

@@ -1,63 +1,134 @@
 """testfleet's pytest plugin, loaded through PYTEST_PLUGINS in every command testfleet runs.
 
-Collection: writes the collected node IDs (after -k/-m deselection) as JSON to TESTFLEET_COLLECT_FILE.
-A group: keeps only the node IDs listed in TESTFLEET_TESTS_FILE (a JSON list), in collection order, so the
-group runs exactly as the user's own command would, wherever pytest's rootdir is and whatever characters
-the IDs hold, with no limit from argv; and appends one JSON line per event to TESTFLEET_PROGRESS_FILE, so
-that progress is live and no finished result is lost if the group is killed before pytest writes JUnit.
+Collection only (`plan`, `--dry-run`): writes the collected node IDs (after -k/-m deselection) as JSON to
+TESTFLEET_COLLECT_FILE.
+
+A worker (TESTFLEET_WORKER=1): one long-lived pytest process that collects the whole suite once, reports
+the collected IDs, then runs the tests testfleet feeds it, one at a time, until told to stop. The channel is
+the process's own standard streams, because they are the one thing every backend carries (a pipe on this
+machine, `docker compose run -T` on any engine, remote ones included, where no file is shared):
+  - in, on stdin: one JSON object a line: {"run": [node IDs]} appends to the queue; {"drain": true} says
+    nothing more is coming for now (run the queue to its end, tearing every fixture down after the last);
+    {"shutdown": true} (or end of file) ends the session once the queue is done.
+  - out, on the original stdout: one line per event, "@testfleet " then JSON: "collected" (every ID, in
+    collection order, and the number of collection errors), "start" and "test" (outcome, seconds, message),
+    "missing" (an ID this process did not collect), and "finish". Everything else the process prints goes to
+    stderr, which testfleet logs: at import, fd 1 is duplicated for the channel and pointed at stderr, so a
+    test's print() can never be mistaken for an event.
+A test is run only once the test after it is known (or the queue is drained), because pytest tears down
+module- and class-scoped fixtures by looking at the next item: fed one by one, a worker keeps its fixtures
+exactly as a serial run would.
 """
 
 import json
 import os
+import sys
 import time
 
 _COLLECT_FILE = os.environ.get("TESTFLEET_COLLECT_FILE")
-_TESTS_FILE = os.environ.get("TESTFLEET_TESTS_FILE")
-_PROGRESS_FILE = os.environ.get("TESTFLEET_PROGRESS_FILE")
+_WORKER = os.environ.get("TESTFLEET_WORKER") == "1"
 _MAX_MESSAGE = 4000
+_MARKER = "@testfleet "
 
-_progress = None
 _phases = {}
+_channel_out = None
+_channel_in = None
+
+if _WORKER:
+    _channel_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    _channel_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    _null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(_null, 0)
+    os.close(_null)
 
 
 def _emit(event):
-    global _progress
-    if not _PROGRESS_FILE:
+    if _channel_out is None:
         return
-    if _progress is None:
-        _progress = open(_PROGRESS_FILE, "a", encoding="utf-8")
-    _progress.write(json.dumps(event, ensure_ascii=False) + "\n")
-    _progress.flush()
-
-
-def pytest_collection_modifyitems(session, config, items):
-    if not _TESTS_FILE:
-        return
-    with open(_TESTS_FILE, encoding="utf-8") as f:
-        wanted = json.load(f)
-    wanted_set = set(wanted)
-    selected = [item for item in items if item.nodeid in wanted_set]
-    deselected = [item for item in items if item.nodeid not in wanted_set]
-    items[:] = selected
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-    found = {item.nodeid for item in selected}
-    _emit({"event": "selected", "count": len(selected), "missing": [w for w in wanted if w not in found],
-           "time": time.time()})
+    _channel_out.write(_MARKER + json.dumps(event, ensure_ascii=False) + "\n")
+    _channel_out.flush()
 
 
 def pytest_collection_finish(session):
+    ids = [item.nodeid for item in session.items]
+    if _WORKER:
+        _emit({"event": "collected", "ids": ids, "errors": int(session.testsfailed),
+               "rootdir": str(session.config.rootpath), "pid": os.getpid(), "time": time.time()})
     if not _COLLECT_FILE:
         return
-    ids = [item.nodeid for item in session.items]
     tmp = _COLLECT_FILE + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump({"rootdir": str(session.config.rootpath), "ids": ids}, f, ensure_ascii=False)
     os.replace(tmp, _COLLECT_FILE)
 
 
+class _Feed:
+    """The queue testfleet fills through stdin."""
+
+    def __init__(self):
+        self.queue = []
+        self.draining = False
+        self.shutdown = False
+
+    def read(self):
+        line = _channel_in.readline()
+        if not line:
+            self.shutdown = True
+            return
+        try:
+            order = json.loads(line)
+        except ValueError:
+            sys.stderr.write("testfleet plugin: ignoring a malformed order: %r\n" % line[:200])
+            return
+        self.queue.extend(order.get("run", []))
+        if order.get("drain"):
+            self.draining = True
+        if order.get("shutdown"):
+            self.shutdown = True
+
+    def next_two(self):
+        """Blocks until the queue holds two IDs, or one and nothing more is coming for now."""
+        while len(self.queue) < 2 and not (self.draining or self.shutdown):
+            self.read()
+        while not self.queue and not self.shutdown:
+            self.draining = False
+            self.read()
+
+
+def pytest_runtestloop(session):
+    if not _WORKER:
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        raise session.Interrupted("%d error%s during collection" % (
+            session.testsfailed, "s" if session.testsfailed != 1 else ""))
+    if session.config.option.collectonly:
+        return True
+    items = {item.nodeid: item for item in session.items}
+    feed = _Feed()
+    while True:
+        feed.next_two()
+        if not feed.queue:
+            break
+        nodeid = feed.queue.pop(0)
+        item = items.get(nodeid)
+        if item is None:
+            _emit({"event": "missing", "id": nodeid, "time": time.time()})
+            continue
+        following = None
+        for candidate in feed.queue:
+            following = items.get(candidate)
+            if following is not None:
+                break
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=following)
+        if session.shouldfail or session.shouldstop:
+            break
+    return True
+
+
 def pytest_runtest_logstart(nodeid, location):
-    _emit({"event": "start", "id": nodeid, "time": time.time()})
+    _emit({"event": "start", "id": nodeid, "file": location[0], "line": location[1], "time": time.time()})
 
 
 def _message(report):
@@ -92,8 +163,4 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    global _progress
     _emit({"event": "finish", "exitstatus": int(exitstatus), "time": time.time()})
-    if _progress is not None:
-        _progress.close()
-        _progress = None

@@ -31,13 +31,6 @@ std::optional<std::pair<std::string, std::size_t>> option_value(const std::vecto
   return std::nullopt;
 }
 
-reports::Outcome outcome_from(std::string_view text) {
-  if (text == "failed") return reports::Outcome::kFailed;
-  if (text == "error") return reports::Outcome::kError;
-  if (text == "skipped") return reports::Outcome::kSkipped;
-  return reports::Outcome::kPassed;
-}
-
 // pytest's bin_xml_escape as it behaves (its character class is mistyped, so every character above U+FFFD is
 // "illegal" too): such characters become the text "#xHH" or "#xHHHH" in a testcase name.
 std::string pytest_xml_escape(const std::string& text) {
@@ -191,12 +184,6 @@ void PytestRunner::install_support(const std::filesystem::path& host_dir) const 
   util::write_file_atomic(host_dir / (std::string(kPluginModule) + ".py"), kPytestPluginSource);
 }
 
-void PytestRunner::write_group_files(const GroupRequest& group) const {
-  nlohmann::json ids = group.test_ids;
-  util::write_file_atomic(group.paths.host_dir / "tests.json",
-                          ids.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-}
-
 Command PytestRunner::group_command(const GroupRequest& group) const {
   Command command = base_command(group.paths);
   const std::filesystem::path& dir = group.paths.inside_dir;
@@ -205,88 +192,12 @@ Command PytestRunner::group_command(const GroupRequest& group) const {
     command.argv.push_back("--cov-report=");
     command.variables["COVERAGE_FILE"] = (dir / ".coverage").string();
   }
-  command.variables["TESTFLEET_TESTS_FILE"] = (dir / "tests.json").string();
-  command.variables["TESTFLEET_PROGRESS_FILE"] = (dir / "progress.jsonl").string();
+  command.variables["TESTFLEET_WORKER"] = "1";
   return command;
 }
 
 std::filesystem::path PytestRunner::group_junit(const GroupRequest& group) const {
   return group.paths.host_dir / "junit.xml";
-}
-
-GroupReport PytestRunner::read_group(const GroupRequest& group, bool junit_merged_ok) const {
-  (void)junit_merged_ok;
-  GroupReport report;
-  std::ifstream in(group.paths.host_dir / "progress.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    nlohmann::json event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    // The last line of a killed group may be cut short: what parses counts, the rest is skipped.
-    if (!event.is_object() || !event.contains("event")) continue;
-    std::string kind = event.value("event", "");
-    if (kind == "selected") {
-      for (const auto& id : event.value("missing", nlohmann::json::array())) {
-        if (id.is_string()) report.not_collected.push_back(id.get<std::string>());
-      }
-    } else if (kind == "start") {
-      report.running = event.value("id", "");
-    } else if (kind == "test") {
-      std::string id = event.value("id", "");
-      reports::JUnitKey key = junit_key(id);
-      reports::TestCaseRecord record;
-      record.suite = suite_name_;
-      record.classname = key.classname;
-      record.name = key.name;
-      record.time = event.value("seconds", 0.0);
-      record.outcome = outcome_from(event.value("outcome", "passed"));
-      record.message = event.value("message", "");
-      report.finished[id] = std::move(record);
-      if (report.running == id) report.running.reset();
-    }
-  }
-  return report;
-}
-
-namespace {
-
-// The plugin's progress stream read incrementally: the file offset, a line still being written, and the
-// count so far.
-class ProgressStream {
- public:
-  explicit ProgressStream(std::filesystem::path path) : path_(std::move(path)) {}
-
-  std::size_t count() {
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) return count_;
-    in.seekg(static_cast<std::streamoff>(offset_));
-    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    offset_ += chunk.size();
-    partial_ += chunk;
-    std::size_t start = 0;
-    for (std::size_t nl = partial_.find('\n'); nl != std::string::npos; nl = partial_.find('\n', start)) {
-      nlohmann::json event =
-          nlohmann::json::parse(partial_.begin() + static_cast<std::ptrdiff_t>(start),
-                                partial_.begin() + static_cast<std::ptrdiff_t>(nl), nullptr,
-                                /*allow_exceptions=*/false);
-      if (event.is_object() && event.value("event", "") == "test") ++count_;
-      start = nl + 1;
-    }
-    partial_.erase(0, start);  // a line still being written waits for its end
-    return count_;
-  }
-
- private:
-  std::filesystem::path path_;
-  std::uintmax_t offset_ = 0;
-  std::size_t count_ = 0;
-  std::string partial_;
-};
-
-}  // namespace
-
-std::function<std::size_t()> PytestRunner::progress_counter(const GroupRequest& group) const {
-  auto stream = std::make_shared<ProgressStream>(group.paths.host_dir / "progress.jsonl");
-  return [stream] { return stream->count(); };
 }
 
 reports::JUnitKey PytestRunner::junit_key(const std::string& id) const {

@@ -1,7 +1,7 @@
 // pytest as a Runner. Every command testfleet runs is the user's own pytest command, unchanged but for
-// its report options, with testfleet's plugin loaded (pytest_plugin.py): the plugin collects, selects the
-// group's tests by node ID and streams results. So IDs never pass through argv, and they mean the same
-// wherever pytest's rootdir is.
+// its report options, with testfleet's plugin loaded (pytest_plugin.py): in a worker the plugin collects,
+// then runs the tests it is fed by node ID through the worker channel and reports each result there. So IDs
+// never pass through argv, and they mean the same wherever pytest's rootdir is.
 #pragma once
 
 #include <filesystem>
@@ -29,11 +29,10 @@ class PytestRunner : public Runner {
   std::vector<std::string> read_collection(const util::CommandResult& result,
                                            const CommandPaths& paths) const override;
   void install_support(const std::filesystem::path& host_dir) const override;
-  void write_group_files(const GroupRequest& group) const override;
+  bool streams() const override { return true; }
+  void write_group_files(const GroupRequest& group) const override { (void)group; }
   Command group_command(const GroupRequest& group) const override;
   std::filesystem::path group_junit(const GroupRequest& group) const override;
-  std::function<std::size_t()> progress_counter(const GroupRequest& group) const override;
-  GroupReport read_group(const GroupRequest& group, bool junit_merged_ok) const override;
   reports::JUnitKey junit_key(const std::string& id) const override;
   std::string junit_suite_name() const override { return suite_name_; }
   std::optional<std::filesystem::path> requested_junit() const override { return junit_; }

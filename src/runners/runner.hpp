@@ -63,18 +63,25 @@ class Runner {
   // command sees as CommandPaths::support_inside_dir.
   virtual void install_support(const std::filesystem::path& host_dir) const = 0;
 
-  // Writes what the group's command reads (its list of tests) into the group's host directory.
+  // How a worker drives the runner: one long-lived process fed test by test through the worker channel
+  // (pytest, with testfleet's plugin), or the test command once per batch with the batch's tests in it.
+  virtual bool streams() const = 0;
+
+  // Writes what a batch's command reads (its list of tests) into its host directory; nothing for a
+  // streaming runner.
   virtual void write_group_files(const GroupRequest& group) const = 0;
+  // A streaming runner: the worker's long-lived command (`group.test_ids` is empty; the tests come through
+  // the channel). A batch runner: the command for the batch's tests.
   virtual Command group_command(const GroupRequest& group) const = 0;
-  // The group's JUnit file on the host, written by the group_command.
+  // The JUnit file the command writes, on the host.
   virtual std::filesystem::path group_junit(const GroupRequest& group) const = 0;
 
-  // Counts the group's finished tests while it runs, each call reading only what the group reported since
-  // the last (live progress polls four times a second, and 100,000 tests make a whole re-read costly).
-  // Empty when the runner cannot tell until the group ends.
-  virtual std::function<std::size_t()> progress_counter(const GroupRequest& group) const = 0;
-  // Reads what the group reported, once it has ended.
-  virtual GroupReport read_group(const GroupRequest& group, bool junit_merged_ok) const = 0;
+  // A batch runner: which of the batch's tests its files report, once it has ended. A streaming runner
+  // reports through the channel instead.
+  virtual GroupReport read_group(const GroupRequest& group) const {
+    (void)group;
+    return {};
+  }
 
   // The JUnit (classname, name) a test would be reported under, for durations from JUnit files and for
   // synthesizing the testcase of a test its group never reported.

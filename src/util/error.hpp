@@ -13,6 +13,7 @@ enum class ExitCode : int {
   kTestsFailed = 1,
   kUsage = 2,
   kInfrastructure = 3,
+  kNoTests = 5,
   kHangup = 129,
   kInterrupted = 130,
   kTerminated = 143,

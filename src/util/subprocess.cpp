@@ -71,26 +71,42 @@ std::filesystem::path resolve_program(const SpawnSpec& spec) {
   return *found;
 }
 
+int open_log(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw InfrastructureError(
+        fmt::format("cannot open log file {}: {}", path.string(), std::strerror(errno)));
+  }
+  return fd;
+}
+
+int make_pipe(int fds[2]) {
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    throw InfrastructureError(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+  }
+  return 0;
+}
+
+// The child's ends of its standard streams; -1 where it gets /dev/null (stdin) or ours (output).
+struct ChildFds {
+  int in = -1;
+  int out = -1;
+  int err = -1;
+};
+
 int open_output(const SpawnSpec& spec, int* pipe_read_end) {
   switch (spec.output) {
     case OutputMode::kInherit:
       return -1;
     case OutputMode::kNull:
       return ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    case OutputMode::kFile: {
-      int fd = ::open(spec.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd < 0) {
-        throw InfrastructureError(
-            fmt::format("cannot open log file {}: {}", spec.output_file.string(), std::strerror(errno)));
-      }
-      return fd;
-    }
+    case OutputMode::kFile:
+      return open_log(spec.output_file);
     case OutputMode::kPipe:
-    case OutputMode::kPipeStdout: {
+    case OutputMode::kPipeStdout:
+    case OutputMode::kPipeStdoutLogStderr: {
       int fds[2];
-      if (::pipe2(fds, O_CLOEXEC) != 0) {
-        throw InfrastructureError(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-      }
+      make_pipe(fds);
       *pipe_read_end = fds[0];
       return fds[1];
     }
@@ -98,15 +114,17 @@ int open_output(const SpawnSpec& spec, int* pipe_read_end) {
   return -1;
 }
 
-pid_t spawn_with_posix_spawn(const std::filesystem::path& program, const SpawnSpec& spec, int out_fd,
+pid_t spawn_with_posix_spawn(const std::filesystem::path& program, const SpawnSpec& spec, ChildFds fds,
                              char** argv, char** envp) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  if (out_fd >= 0) {
-    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-    if (spec.output != OutputMode::kPipeStdout) posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+  if (fds.in >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, fds.in, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   }
+  if (fds.out >= 0) posix_spawn_file_actions_adddup2(&actions, fds.out, 1);
+  if (fds.err >= 0) posix_spawn_file_actions_adddup2(&actions, fds.err, 2);
   if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
 
   posix_spawnattr_t attr;
@@ -139,7 +157,7 @@ pid_t spawn_with_posix_spawn(const std::filesystem::path& program, const SpawnSp
 
 // For servers: a user change and PR_SET_PDEATHSIG need code between fork and exec. Only
 // async-signal-safe calls happen in the child; an exec failure comes back through a CLOEXEC pipe.
-pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spec, int out_fd, char** argv,
+pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spec, ChildFds fds, char** argv,
                       char** envp) {
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
@@ -161,10 +179,10 @@ pid_t spawn_with_fork(const std::filesystem::path& program, const SpawnSpec& spe
       ::_exit(127);
     };
     if (spec.own_process_group && ::setpgid(0, 0) != 0) fail(1);
-    int null_fd = ::open("/dev/null", O_RDONLY);
-    if (null_fd < 0 || ::dup2(null_fd, 0) < 0) fail(3);
-    if (out_fd >= 0 && ::dup2(out_fd, 1) < 0) fail(4);
-    if (out_fd >= 0 && spec.output != OutputMode::kPipeStdout && ::dup2(out_fd, 2) < 0) fail(4);
+    int in_fd = fds.in >= 0 ? fds.in : ::open("/dev/null", O_RDONLY);
+    if (in_fd < 0 || ::dup2(in_fd, 0) < 0) fail(3);
+    if (fds.out >= 0 && ::dup2(fds.out, 1) < 0) fail(4);
+    if (fds.err >= 0 && ::dup2(fds.err, 2) < 0) fail(4);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) fail(5);
     if (spec.gid) {
       if (::setgroups(0, nullptr) != 0 || ::setgid(*spec.gid) != 0) fail(6);
@@ -265,42 +283,76 @@ const std::vector<int>& handled_signals() {
 
 Process Process::spawn(const SpawnSpec& spec) {
   std::filesystem::path program = resolve_program(spec);
+  // Every descriptor opened here is closed on every way out; the child's are dup2'ed, so CLOEXEC is right.
   int pipe_read_end = -1;
-  int out_fd = open_output(spec, &pipe_read_end);
+  int input[2] = {-1, -1};
+  ChildFds fds;
+  auto close_all = [&](bool ours_too) {
+    for (int fd : {fds.out, fds.err == fds.out ? -1 : fds.err, input[0]}) {
+      if (fd >= 0) ::close(fd);
+    }
+    if (ours_too) {
+      if (pipe_read_end >= 0) ::close(pipe_read_end);
+      if (input[1] >= 0) ::close(input[1]);
+    }
+  };
+  try {
+    fds.out = open_output(spec, &pipe_read_end);
+    if (spec.output == OutputMode::kPipeStdoutLogStderr) {
+      fds.err = open_log(spec.output_file);
+    } else if (spec.output != OutputMode::kPipeStdout) {
+      fds.err = fds.out;
+    }
+    if (spec.input_pipe) {
+      make_pipe(input);
+      fds.in = input[0];
+    }
+  } catch (...) {
+    close_all(true);
+    throw;
+  }
   CStrings argv(spec.argv);
   CStrings envp(spec.env ? env_strings(*spec.env) : env_strings(current_environment()));
   Process process;
   process.own_group_ = spec.own_process_group;
   try {
     bool needs_fork = spec.uid.has_value() || spec.gid.has_value() || spec.die_with_parent;
-    process.pid_ = needs_fork ? spawn_with_fork(program, spec, out_fd, argv.get(), envp.get())
-                              : spawn_with_posix_spawn(program, spec, out_fd, argv.get(), envp.get());
+    process.pid_ = needs_fork ? spawn_with_fork(program, spec, fds, argv.get(), envp.get())
+                              : spawn_with_posix_spawn(program, spec, fds, argv.get(), envp.get());
   } catch (...) {
-    if (out_fd >= 0) ::close(out_fd);
-    if (pipe_read_end >= 0) ::close(pipe_read_end);
+    close_all(true);
     throw;
   }
-  if (out_fd >= 0) ::close(out_fd);
+  close_all(false);
   process.output_fd_ = pipe_read_end;
+  process.input_fd_ = input[1];
   return process;
 }
 
 Process::Process(Process&& other) noexcept
-    : pid_(other.pid_), own_group_(other.own_group_), output_fd_(other.output_fd_), status_(other.status_) {
+    : pid_(other.pid_),
+      own_group_(other.own_group_),
+      output_fd_(other.output_fd_),
+      input_fd_(other.input_fd_),
+      status_(other.status_) {
   other.pid_ = -1;
   other.output_fd_ = -1;
+  other.input_fd_ = -1;
 }
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
     if (running()) terminate(std::chrono::milliseconds(0));
     close_output();
+    close_input();
     pid_ = other.pid_;
     own_group_ = other.own_group_;
     output_fd_ = other.output_fd_;
+    input_fd_ = other.input_fd_;
     status_ = other.status_;
     other.pid_ = -1;
     other.output_fd_ = -1;
+    other.input_fd_ = -1;
   }
   return *this;
 }
@@ -311,11 +363,17 @@ Process::~Process() {
     wait();
   }
   close_output();
+  close_input();
 }
 
 void Process::close_output() {
   if (output_fd_ >= 0) ::close(output_fd_);
   output_fd_ = -1;
+}
+
+void Process::close_input() {
+  if (input_fd_ >= 0) ::close(input_fd_);
+  input_fd_ = -1;
 }
 
 void Process::signal(int sig) const {

@@ -42,6 +42,7 @@ enum class OutputMode {
   kNull,        // discarded
   kPipe,        // stdout and stderr into one pipe, read with Process::output_fd()
   kPipeStdout,  // stdout into the pipe, stderr to ours (a listing that must not mix with diagnostics)
+  kPipeStdoutLogStderr,  // stdout into the pipe, stderr appended to output_file (a worker's channel and log)
 };
 
 struct SpawnSpec {
@@ -51,6 +52,8 @@ struct SpawnSpec {
   std::filesystem::path cwd;  // empty: ours
   OutputMode output = OutputMode::kInherit;
   std::filesystem::path output_file;
+  // stdin from a pipe written through Process::input_fd() (a worker's orders); else /dev/null.
+  bool input_pipe = false;
   bool own_process_group = true;
   // Servers only: run as this user (when we are root) and be signalled when testfleet dies, even by SIGKILL
   // (PR_SET_PDEATHSIG): a server's own stop signal lets it remove what it made (PostgreSQL's shared memory).
@@ -76,6 +79,9 @@ class Process {
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0 && !status_; }
   int output_fd() const { return output_fd_; }
+  int input_fd() const { return input_fd_; }
+  // Closes our end of the child's stdin: it reads end of file.
+  void close_input();
 
   // Sends `sig` to the child's process group (or the child alone without one). No-op once reaped.
   void signal(int sig) const;
@@ -92,6 +98,7 @@ class Process {
   pid_t pid_ = -1;
   bool own_group_ = true;
   int output_fd_ = -1;
+  int input_fd_ = -1;
   std::optional<ExitStatus> status_;
 };
 

@@ -52,7 +52,8 @@ TEST(PytestRunner, OwnsTheReportOptionsAndKeepsTheRest) {
             (std::vector<std::string>{"pytest", "-q", "--cov=app", "-k", "not slow", "tests/",
                                       "--junit-xml=/inside/r/group-2/junit.xml", "--cov-report="}));
   EXPECT_EQ(command.variables.at("COVERAGE_FILE"), "/inside/r/group-2/.coverage");
-  EXPECT_EQ(command.variables.at("TESTFLEET_TESTS_FILE"), "/inside/r/group-2/tests.json");
+  EXPECT_EQ(command.variables.at("TESTFLEET_WORKER"), "1");
+  EXPECT_TRUE(runner.streams());
   EXPECT_EQ(command.variables.at("PYTHONPATH"), "/inside/r/.testfleet");
   EXPECT_EQ(command.variables.at("PYTEST_PLUGINS"), "testfleet_pytest_plugin");
   EXPECT_EQ(runner.group_junit(group), "/host/r/group-2/junit.xml");
@@ -68,51 +69,27 @@ TEST(PytestRunner, JUnitSuiteNameAndMissingValue) {
   EXPECT_THROW(PytestRunner({"pytest", "--junit-xml"}, "/p"), testfleet::UsageError);
 }
 
-TEST(PytestRunner, ReadsProgressEvenWhenTheLastLineIsCut) {
+TEST(GenericRunner, ReadsWhatItsBatchReportedFromItsJUnit) {
   testfleet::util::TempDir dir("tf-runner-");
-  GroupRequest group;
-  group.index = 1;
-  group.test_ids = {"a.py::t1", "a.py::t2", "a.py::t3"};
-  group.paths = {dir.path(), dir.path(), dir.path()};
-  testfleet::util::write_file_atomic(
-      dir.path() / "progress.jsonl",
-      "{\"event\":\"selected\",\"count\":2,\"missing\":[\"a.py::t3\"]}\n"
-      "{\"event\":\"start\",\"id\":\"a.py::t1\"}\n"
-      "{\"event\":\"test\",\"id\":\"a.py::t1\",\"outcome\":\"failed\",\"seconds\":0.5,\"message\":\"boom\"}\n"
-      "{\"event\":\"start\",\"id\":\"a.py::t2\"}\n"
-      "{\"event\":\"test\",\"id\":\"a.py::t2\",\"outc");
-  PytestRunner runner({"pytest"}, "/p");
-  GroupReport report = runner.read_group(group, false);
-  ASSERT_EQ(report.finished.size(), 1u);
-  EXPECT_EQ(report.finished.at("a.py::t1").outcome, testfleet::reports::Outcome::kFailed);
-  EXPECT_EQ(report.finished.at("a.py::t1").message, "boom");
-  EXPECT_DOUBLE_EQ(report.finished.at("a.py::t1").time, 0.5);
-  ASSERT_TRUE(report.running);
-  EXPECT_EQ(*report.running, "a.py::t2");
-  EXPECT_EQ(report.not_collected, (std::vector<std::string>{"a.py::t3"}));
-}
-
-TEST(PytestRunner, ProgressCounterReadsWhatWasAppendedAndWaitsForACutLine) {
-  testfleet::util::TempDir dir("tf-runner-");
-  GroupRequest group;
-  group.index = 1;
-  group.paths = {dir.path(), dir.path(), dir.path()};
-  PytestRunner runner({"pytest"}, "/p");
-  std::function<std::size_t()> count = runner.progress_counter(group);
-  ASSERT_TRUE(count);
-  EXPECT_EQ(count(), 0u);  // no stream yet
-  std::filesystem::path stream = dir.path() / "progress.jsonl";
-  auto append = [&](const std::string& text) { std::ofstream(stream, std::ios::app) << text; };
-  append("{\"event\": \"start\", \"id\": \"a.py::t1\"}\n{\"event\": \"test\", \"id\": \"a.py::t1\"}\n");
-  EXPECT_EQ(count(), 1u);
-  append("{\"event\":\"test\",\"id\":\"a.py::t2\"");  // compact separators, and not finished yet
-  EXPECT_EQ(count(), 1u);
-  append("}\n{\"event\": \"finish\"}\n");
-  EXPECT_EQ(count(), 2u);
-  EXPECT_EQ(count(), 2u);  // nothing new
-  GenericRunner generic({"./runner.py", "--list"}, {"./runner.py", "{tests}", "--junit={junit}"},
-                        std::nullopt);
-  EXPECT_FALSE(generic.progress_counter(group));  // it cannot tell before the group ends
+  GenericRunner runner({"./runner.py", "--list"}, {"./runner.py", "{tests_file}", "--junit={junit}"},
+                       std::nullopt);
+  EXPECT_FALSE(runner.streams());
+  GroupRequest batch;
+  batch.index = 1;
+  batch.test_ids = {"suite::a", "suite::b", "suite::c"};
+  batch.paths = {dir.path(), dir.path(), dir.path()};
+  runner.write_group_files(batch);
+  EXPECT_EQ(testfleet::util::read_file(dir.path() / "tests.txt"), "suite::a\nsuite::b\nsuite::c\n");
+  testfleet::util::write_file_atomic(dir.path() / "junit.xml",
+                                     "<testsuite><testcase classname=\"suite\" name=\"a\" time=\"0.5\"/>"
+                                     "<testcase classname=\"suite\" name=\"b\"><failure message=\"x\"/>"
+                                     "</testcase></testsuite>");
+  GroupReport report = runner.read_group(batch);
+  ASSERT_EQ(report.finished.size(), 2u);
+  EXPECT_EQ(report.finished.at("suite::a").outcome, testfleet::reports::Outcome::kPassed);
+  EXPECT_DOUBLE_EQ(report.finished.at("suite::a").time, 0.5);
+  EXPECT_EQ(report.finished.at("suite::b").outcome, testfleet::reports::Outcome::kFailed);
+  EXPECT_EQ(report.finished.count("suite::c"), 0u);
 }
 
 TEST(GenericRunner, FillsPlaceholders) {

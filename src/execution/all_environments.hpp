@@ -1,5 +1,5 @@
-// Provisioning every group's environment at once: one thread per group (starting servers is mostly
-// waiting), each failure kept with its group, and a stop signal turning into a cancel for all of them.
+// What is done to every environment of a run at once, a thread each (it is mostly waiting): asking what
+// failed in it, tearing it down. Provisioning is the Fleet's, which starts each worker as its own is ready.
 #pragma once
 
 #include <memory>
@@ -8,19 +8,8 @@
 #include <vector>
 
 #include "environments/environment.hpp"
-#include "ui/status_printer.hpp"
 
 namespace testfleet::execution {
-
-struct ProvisionResult {
-  double seconds = 0;
-  std::optional<std::string> error;  // what failed, naming the server or service
-};
-
-// Provisions each environment concurrently and returns one result per environment, in order.
-std::vector<ProvisionResult> provision_all(
-    std::vector<std::unique_ptr<environments::Environment>>& environments, const std::atomic<bool>& cancel,
-    ui::StatusPrinter& printer);
 
 // Asks every environment concurrently what failed in it while its group ran (Environment::problems()).
 std::vector<std::vector<std::string>> problems_of_all(
