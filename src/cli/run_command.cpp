@@ -606,6 +606,14 @@ int run_tests(const RunOptions& options) {
   times.group_teardown_seconds = cleanup.teardown_seconds;
 
   int stop_signal = signals.received();
+  if (result.collection_failure && stop_signal == 0 && !result.assignment) {
+    // The user's command cannot be started at all: theirs to fix.
+    for (const execution::WorkerRecord& worker : result.workers) {
+      for (const execution::RunnerRecord& run : worker.runs) {
+        if (run.start_error) throw UsageError(*run.start_error);
+      }
+    }
+  }
   if (result.collection_failure && stop_signal == 0) {
     throw Error(ExitCode::kTestsFailed, fmt::format("{} could not collect the tests: {}", runner->name(),
                                                     *result.collection_failure));

@@ -596,14 +596,13 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
   double seconds = std::chrono::duration<double>(Clock::now() - worker.runner_started).count();
   if (clean_end) {
     worker.state = Worker::State::kDone;
-    bool passed = status.code == 0 || status.code == 1;  // 1: tests failed, which the report says
     fleet_.views_[worker.slot].state = status.success() ? ui::GroupState::kPassed : ui::GroupState::kFailed;
     fleet_.views_[worker.slot].detail = status.success() ? "" : how;
-    if (passed) {
-      print(fmt::format("worker {} finished: {} tests in {} ({})", worker.index, worker.record.tests_run,
-                        util::format_duration(seconds), how));
+    if (status.success()) {
+      print(fmt::format("worker {} {} in {} ({} tests)", worker.index, fleet_.printer_.green("passed"),
+                        util::format_duration(seconds), worker.record.tests_run));
     } else {
-      run.died = true;
+      // Failed tests (exit 1) or a runner that failed by itself: its output follows, ninja-style.
       print_block(failure_header(worker, how) + log_since(worker.launch.log, worker.log_offset));
     }
     return;
@@ -642,6 +641,13 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
               log_since(worker.launch.log, worker.log_offset));
   if (run.timed_out) {
     lose(worker, fmt::format("its runner timed out ({})", what));
+    return;
+  }
+  if (!worker.collected && !ended_by_signal(status, in_container)) {
+    // It failed by itself before it collected (a command not found, a bad option): starting it again would
+    // fail the same way.
+    std::string log = util::tail_lines(log_since(worker.launch.log, worker.log_offset), 30);
+    lose(worker, fmt::format("its runner ended ({}) before it collected the tests; its output:\n{}", how, log));
     return;
   }
   // A server or sidecar that died takes the worker with it; a runner that died alone is restarted.

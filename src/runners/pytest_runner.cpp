@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -117,6 +118,17 @@ PytestRunner::PytestRunner(std::vector<std::string> argv, const std::filesystem:
         suite_name_ = argv[i + 1].substr(std::string_view("junit_suite_name=").size());
       }
       if (argv[i] == "--cov" || argv[i].starts_with("--cov=")) coverage_ = true;
+      const std::string& word = argv[i];
+      bool numprocesses = word == "-n" || word == "--numprocesses" || word.starts_with("--numprocesses=") ||
+                          (word.size() > 2 && word.starts_with("-n") &&
+                           (std::isdigit(static_cast<unsigned char>(word[2])) || word.substr(2) == "auto"));
+      if (numprocesses) {
+        throw UsageError(fmt::format(
+            "'{}' asks pytest-xdist for workers of its own inside testfleet's: they would share one "
+            "environment again, and testfleet feeds its workers test by test. Drop it; `testfleet run -n N` "
+            "gives N isolated workers",
+            word));
+      }
     }
     argv_.push_back(argv[i]);
     ++i;

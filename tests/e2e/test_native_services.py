@@ -44,13 +44,13 @@ def env_for(project):
     return clean_env(TMPDIR=(base / "tmp").resolve(), TESTFLEET_FIXTURE_RECORD_DIR=base / "record")
 
 
-def test_one_shared_pair_breaks_the_tests(testfleet, project):
-    """The problem: pytest-xdist's 4 workers on one PostgreSQL and one Redis (one testfleet group)."""
+def test_xdist_workers_inside_a_worker_are_refused(testfleet, project):
+    """pytest-xdist's workers inside one testfleet worker would share its one PostgreSQL and Redis again."""
     result = run([testfleet, "run", "-n", "1", *SERVICES, "--", "pytest", "-p", "xdist", "-n", "4",
                   "--junit-xml=unit.xml", "tests"], cwd=project, env=env_for(project))
-    assert result.returncode == 1, result.stdout + result.stderr
-    counts = junit_counts(project / "unit.xml")
-    assert counts["failures"] + counts["errors"] > 0
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "'-n' asks pytest-xdist for workers of its own" in result.stderr + result.stdout
+    assert not (project / "unit.xml").exists()
 
 
 def test_each_group_gets_its_own_servers_and_passes(testfleet, project):

@@ -1,6 +1,7 @@
 """`testfleet run` end to end: the real binary on the basic fixture with real pytest."""
 
 import json
+from collections import Counter
 import os
 import signal
 import subprocess
@@ -38,8 +39,8 @@ def test_merged_junit_equals_a_serial_run(testfleet, tmp_path, serial_cases):
     for group in groups:
         assert (project / "testfleet-reports" / group / "output.log").stat().st_size > 0
         assert (project / "testfleet-reports" / group / "junit.xml").exists()
-    # A failed group's output follows it, ninja-style.
-    assert "FAILED: group" in result.stdout
+    # A failed worker's output follows it, ninja-style.
+    assert "FAILED: worker" in result.stdout
     assert "test_fails_on_assertion" in result.stdout
 
 
@@ -74,17 +75,42 @@ def test_group_environment_variables(testfleet, tmp_path):
     assert run_id in result.stdout
 
 
-def test_a_crashed_group_still_reports_every_planned_test(testfleet, tmp_path, serial_cases):
+@pytest.mark.parametrize("schedule", ["dynamic", "static"])
+@pytest.mark.parametrize("mode,how", [("kill", "killed by SIGKILL"), ("segv", "killed by SIGSEGV"),
+                                      ("exit", "exit 3")])
+def test_a_crash_costs_only_the_test_that_crashed(testfleet, tmp_path, serial_cases, schedule, mode, how):
     project = copy_fixture("basic", tmp_path)
-    result = run([testfleet, "run", "-n", "4", "--", "pytest", "--junit-xml=unit.xml", "tests"], cwd=project,
-                 env=clean_env(TESTFLEET_FIXTURE_CRASH="1"))
+    result = run([testfleet, "run", "-n", "4", "--schedule", schedule, "--", "pytest", "--junit-xml=unit.xml",
+                  "tests"], cwd=project, env=clean_env(TESTFLEET_FIXTURE_CRASH=mode))
     assert result.returncode == 1, result.stdout + result.stderr
     merged = junit_cases(project / "unit.xml")
-    # Same tests as the serial run: the ones the crashed group ran keep their outcome, the rest are errors.
-    assert {(c, n) for c, n, _ in merged} == {(c, n) for c, n, _ in serial_cases}
-    assert "killed by SIGKILL" in result.stdout
+    # The crashing test is an error naming the crash; every other test has its serial outcome, the ones its
+    # runner had not reached included (they ran on a restarted runner or another worker).
+    crashed = [k for k in merged if k[1] == "test_crashes_when_asked"]
+    assert crashed == [("tests.faults.test_crash", "test_crashes_when_asked", "error")], crashed
+    expected = Counter({k: v for k, v in serial_cases.items() if k[1] != "test_crashes_when_asked"})
+    assert Counter({k: v for k, v in merged.items() if k[1] != "test_crashes_when_asked"}) == expected
+    assert f"FAILED: worker" in result.stdout and how in result.stdout
     text = (project / "unit.xml").read_text()
-    assert "crashed (killed by SIGKILL) while running this test" in text
+    assert f"crashed ({how}) while running this test" in text
+    assert "starting runner 2 in the same environment" in result.stdout
+    record = json.loads((project / "testfleet-reports" / "run.json").read_text())
+    assert record["restarts"] == 1
+    placed = {t["id"]: t for t in record["tests"]}
+    assert placed["tests/faults/test_crash.py::test_crashes_when_asked"]["cause"].startswith("worker ")
+    assert sum(1 for t in record["tests"] if "cause" in t) == 1
+
+
+def test_restarts_are_bounded(testfleet, tmp_path):
+    """A suite that kills every runner: the restarts run out, and each test is reported once, never lost."""
+    project = copy_fixture("basic", tmp_path)
+    result = run([testfleet, "run", "-n", "2", "--max-worker-restarts", "1", "--", "pytest",
+                  "--junit-xml=unit.xml", "tests/faults/test_crash.py", "tests/test_arithmetic.py"],
+                 cwd=project, env=clean_env(TESTFLEET_FIXTURE_CRASH="kill"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    merged = junit_cases(project / "unit.xml")
+    assert sum(merged.values()) == len({(c, n) for c, n, _ in merged})  # each once
+    assert ("tests.faults.test_crash", "test_crashes_when_asked", "error") in merged
 
 
 def test_sigkill_of_a_group_from_outside(testfleet, tmp_path, serial_cases):
@@ -167,7 +193,7 @@ def test_timeout_stops_a_hung_group_and_names_the_test(testfleet, tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "timed out" in result.stdout
     text = (project / "unit.xml").read_text()
-    assert "timed out: group" in text and "while running this test" in text
+    assert "timed out: worker" in text and "while running this test" in text
     cases = junit_cases(project / "unit.xml")
     hung = [k for k in cases if k[1] == "test_hangs_when_asked"]
     assert hung and hung[0][2] == "error"
@@ -178,7 +204,7 @@ def test_dry_run_prints_commands_and_runs_nothing(testfleet, tmp_path):
     result = run([testfleet, "run", "-n", "2", "--dry-run", "--", "pytest", "--junit-xml=unit.xml", "tests"],
                  cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "group 1" in result.stdout and "group 2" in result.stdout
+    assert "worker 1" in result.stdout and "worker 2" in result.stdout
     assert "TESTFLEET_GROUP=1" in result.stdout
     assert "--junit-xml=" in result.stdout
     assert not (project / "unit.xml").exists()
@@ -212,7 +238,7 @@ def test_fewer_tests_than_groups(testfleet, tmp_path):
                   "tests/test_arithmetic.py::test_integer_division_rounds_down",
                   "tests/test_arithmetic.py::test_float_nan_is_not_equal_to_itself"], cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "only 2 tests for 8 groups" in result.stdout
+    assert "only 2 tests for 8 workers" in result.stdout
     assert junit_counts(project / "unit.xml")["tests"] == 2
 
 
@@ -245,7 +271,7 @@ def test_configuration_from_pyproject_and_flags_win(testfleet, tmp_path):
         '[tool.testfleet]\ngroups = 3\ncommand = ["pytest", "--junit-xml=unit.xml", "tests/test_strings.py"]\n')
     result = run([testfleet, "run"], cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "in 3 groups" in result.stdout
+    assert "over 3 workers" in result.stdout
     result = run([testfleet, "run", "-n", "2"], cwd=project)
     assert "in 2 groups" in result.stdout
 
@@ -270,7 +296,7 @@ def test_github_actions_summary_annotations_and_folded_logs(testfleet, tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines.count("::endgroup::") == 2
-    assert any(line.startswith("::group::testfleet group 1") for line in lines)
+    assert any(line.startswith("::group::testfleet worker 1") for line in lines)
     errors = [line for line in lines if line.startswith("::error ")]
     assert 1 <= len(errors) <= 10
     assert all("\n" not in e for e in errors)
@@ -305,4 +331,4 @@ def test_a_malformed_group_report_is_named_and_the_rest_merged(testfleet, tmp_pa
     cases = junit_cases(merged)
     assert sum(cases.values()) >= len(ids)
     assert {name for _, name, _ in cases} >= set(ids)
-    assert "not reported: group 2" in merged.read_text()
+    assert "not reported: worker 2" in merged.read_text()
