@@ -162,8 +162,9 @@ int main(int argc, char** argv) {
   run->add_flag("--allow-no-tests", run_options.allow_no_tests,
                 "Exit 0 when nothing is collected (default: exit 5, as pytest does)");
   run->add_option("--timeout", timeout,
-                  "Seconds a worker's runner may run before it is stopped; the test it was running is "
-                  "reported as timed out, and its other tests run on the other workers")
+                  "Seconds one test (a batch, for --list-command runners; a collection) may run before its "
+                  "worker's runner is stopped; that test is reported as timed out, and the worker's other "
+                  "tests run on the other workers")
       ->check(CLI::PositiveNumber);
   run->add_option("--kill-grace", run_options.kill_grace,
                   "Seconds a stopped worker gets to write its reports before it is killed (default 10)")

@@ -606,6 +606,24 @@ int run_tests(const RunOptions& options) {
   times.group_teardown_seconds = cleanup.teardown_seconds;
 
   int stop_signal = signals.received();
+  // No worker got an environment, so none collected: the tests are listed in the discovery environment
+  // (no sidecars needed), so that each is in the report as an error naming why it did not run.
+  bool none_provisioned = !result.workers.empty() &&
+                          std::all_of(result.workers.begin(), result.workers.end(),
+                                      [](const execution::WorkerRecord& w) { return w.provision_error.has_value(); });
+  if (!result.assignment && none_provisioned && stop_signal == 0) {
+    result.assignment = plan_from(list());
+    result.collection_failure.reset();
+    result.tests.assign(result.assignment->ids.size(), execution::TestRecord{});
+    for (std::size_t w = 0; w < result.assignment->queues.size(); ++w) {
+      std::string why = util::split_lines(*result.workers[w].provision_error).front();
+      for (std::size_t t : result.assignment->queues[w]) {
+        result.tests[t].worker = w;
+        result.tests[t].cause = fmt::format("not run: worker {}'s environment failed: {}", w + 1, why);
+      }
+    }
+  }
+
   if (result.collection_failure && stop_signal == 0 && !result.assignment) {
     // The user's command cannot be started at all: theirs to fix.
     for (const execution::WorkerRecord& worker : result.workers) {

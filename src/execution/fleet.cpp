@@ -103,6 +103,7 @@ struct Fleet::Worker {
   std::uintmax_t log_offset = 0;  // where the current runner's output starts in the log
   Clock::time_point runner_started;
   std::optional<std::size_t> running;  // the test its runner has started
+  Clock::time_point running_since;
   bool collected = false;              // the current runner's collection is in and matches
   bool drain_sent = false;
   bool shutdown_sent = false;
@@ -404,6 +405,7 @@ void Fleet::Loop::handle(Worker& worker, WorkerEvent& event) {
       auto it = index_of_.find(event.id);
       if (it == index_of_.end()) return;
       worker.running = it->second;
+      worker.running_since = Clock::now();
       result_.tests[it->second].worker = worker.slot;
       result_.tests[it->second].run = static_cast<int>(worker.record.runs.size());
       result_.tests[it->second].started = event.time > 0 ? event.time : epoch_now();
@@ -530,11 +532,18 @@ void Fleet::Loop::check_timeout(Worker& worker) {
   const std::optional<std::chrono::milliseconds>& timeout = fleet_.options_.timeout;
   if (!worker.process.running()) return;
   RunnerRecord& run = worker.record.runs.back();
-  auto elapsed = Clock::now() - worker.runner_started;
-  if (timeout && !run.timed_out && !stopping_ && elapsed > *timeout) {
+  // What the limit applies to: the test running now, a collection, or a whole batch. A runner waiting for
+  // orders is not running anything.
+  std::optional<Clock::duration> busy;
+  if (run.batch || !worker.collected) {
+    busy = Clock::now() - worker.runner_started;
+  } else if (worker.running) {
+    busy = Clock::now() - worker.running_since;
+  }
+  if (timeout && busy && !run.timed_out && !stopping_ && *busy > *timeout) {
     run.timed_out = true;
     print(fmt::format("worker {} timed out after {}: stopping it", worker.index,
-                      util::format_duration(std::chrono::duration<double>(elapsed).count())));
+                      util::format_duration(std::chrono::duration<double>(*busy).count())));
     // SIGINT, not SIGTERM: pytest turns it into KeyboardInterrupt and still writes its reports.
     worker.process.signal(SIGINT);
     worker.signalled = true;
@@ -621,7 +630,9 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
                           signal_name(stop_sig_), worker.index);
     } else if (run.timed_out) {
       cause = fmt::format("timed out: worker {} was stopped after {} while running this test", worker.index,
-                          util::format_duration(seconds));
+                          util::format_duration(std::chrono::duration<double>(worker.signalled_at -
+                                                                              worker.running_since)
+                                                    .count()));
     } else {
       cause = fmt::format("worker {} crashed ({}) while running this test", worker.index, how);
     }

@@ -612,6 +612,8 @@ void Page::groups() {
     }
     std::string status = g.provision_error ? "environment failed" : g.status.empty() ? "not run" : g.status;
     if (g.timed_out) status += ", timed out";
+    if (g.runners.size() > 1 && !g.runners.front().starts_with("batch"))
+      status += fmt::format(", {} runners", g.runners.size());
     std::string log_link = html_escape(g.log.filename().string());
     if (std::optional<std::string> link = relative_link(run_.dir, g.log)) {
       log_link = fmt::format("<a href=\"{}\">{}</a>", html_escape(url_path(*link)), html_escape(*link));
@@ -629,6 +631,11 @@ void Page::groups() {
         g.tests.empty() ? "&ndash;" : seconds_text(in_tests), log_link);
   }
   out_ += "</tbody></table>\n";
+  if (!run_.moves.empty()) {
+    out_ += "<div class=\"muted\">tests moved between workers (dynamic schedule, lost workers)</div><ul>";
+    for (const std::string& move : run_.moves) out_ += "<li>" + html_escape(move) + "</li>";
+    out_ += "</ul>\n";
+  }
   for (const GroupRecord& g : run_.groups) {
     out_ += fmt::format(
         "<details id=\"group-{0}\"><summary><b>group {0}</b> &middot; command and output "
@@ -641,6 +648,12 @@ void Page::groups() {
       out_ +=
           "<div class=\"note\">its environment could not be provisioned: " + html_escape(*g.provision_error) +
           "</div>";
+    }
+    if (g.lost) out_ += "<div class=\"note\">left the run: " + html_escape(*g.lost) + "</div>";
+    if (g.runners.size() > 1) {
+      out_ += "<div class=\"muted\">runners</div><ul>";
+      for (const std::string& runner : g.runners) out_ += "<li>" + html_escape(runner) + "</li>";
+      out_ += "</ul>";
     }
     out_ += fmt::format(
         "<div class=\"muted\">output: <span class=\"mono\">{}</span>{}</div>", html_escape(g.log.string()),
@@ -881,6 +894,21 @@ RunRecord load_run(const fs::path& reports_dir) {
     run.not_reported = static_cast<std::size_t>(number(*totals, "not_reported"));
   }
 
+  if (auto steals = record.find("steals"); steals != record.end() && steals->is_array()) {
+    for (const json& steal : *steals) {
+      if (!steal.is_object()) continue;
+      auto from = steal.find("from");
+      std::string source = from != steal.end() && from->is_number()
+                               ? fmt::format("worker {}", from->get<long long>())
+                               : std::string("workers that left the run");
+      run.moves.push_back(fmt::format("{} tests (~{}) from {} to worker {} at {}",
+                                      static_cast<long long>(number(steal, "tests")),
+                                      util::format_duration(number(steal, "seconds")), source,
+                                      static_cast<long long>(number(steal, "to")),
+                                      util::format_duration(std::max(0.0, number(steal, "at") - run.execute_started))));
+    }
+  }
+
   // Which group reported a testcase, by its JUnit key, to say where each failure ran.
   std::map<std::pair<std::string, std::string>, int> group_of;
   std::vector<std::vector<reports::TestCaseRecord>> group_cases;
@@ -904,6 +932,16 @@ RunRecord load_run(const fs::path& reports_dir) {
       if (entry.contains("ended")) g.ended = number(entry, "ended");
       g.status = text(entry, "status");
       g.timed_out = entry.value("timed_out", false);
+      if (entry.contains("lost")) g.lost = text(entry, "lost");
+      if (auto runs = entry.find("runs"); runs != entry.end() && runs->is_array()) {
+        for (const json& r : *runs) {
+          if (!r.is_object()) continue;
+          g.runners.push_back(fmt::format("{} {}: {} tests, {}{}", r.value("batch", false) ? "batch" : "runner",
+                                          static_cast<long long>(number(r, "number")),
+                                          static_cast<long long>(number(r, "tests")), text(r, "status"),
+                                          r.value("died", false) ? " (died)" : ""));
+        }
+      }
 
       // The group's own directory first: the reports directory may have moved since the run (an artifact).
       fs::path dir = reports_dir / fmt::format("group-{}", g.index);

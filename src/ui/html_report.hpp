@@ -52,6 +52,8 @@ struct GroupRecord {
   bool tests_approximate = false;  // placed by JUnit times, not by a progress stream
   std::string output;              // the log's tail
   std::size_t output_bytes = 0;    // the whole log's size
+  std::vector<std::string> runners;  // one line per runner process or batch: "runner 1: killed by SIGKILL"
+  std::optional<std::string> lost;   // why the worker left the run early
 };
 
 struct Failure {
@@ -80,6 +82,8 @@ struct RunRecord {
   std::size_t not_reported = 0;
   std::string merged_junit;
   std::vector<GroupRecord> groups;
+  // Tests moved between workers: "3 tests (~4.5s) from worker 2 to worker 1 at 12.3s".
+  std::vector<std::string> moves;
   std::vector<Failure> failures;   // every failed or erroneous testcase of the merged JUnit
   std::vector<std::string> notes;  // what could not be read, said on the page
 };

@@ -77,7 +77,7 @@ def test_failing_and_interrupted_runs_leave_nothing(testfleet, project):
     result = run([testfleet, "run", "-n", "2", "--compose", "docker-compose.yml", "--service", "app", "--",
                   "pytest", "--junit-xml=unit.xml", "test_cache.py", "test_zz_fails.py"], cwd=project, timeout=1200)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAILED: group" in result.stdout
+    assert "FAILED: worker" in result.stdout
     assert compose_leftovers(run_id_of(project)) == []
 
     shutil.rmtree(project / "testfleet-reports")
@@ -98,6 +98,40 @@ def test_failing_and_interrupted_runs_leave_nothing(testfleet, project):
             proc.kill()
     assert proc.returncode == 130, output
     assert junit_counts(project / "unit.xml")["tests"] >= 6
+    assert compose_leftovers(run_id_of(project)) == []
+
+
+@pytest.mark.parametrize("schedule", ["dynamic", "static"])
+def test_same_testcases_as_a_serial_compose_run(testfleet, project, schedule):
+    """Workers in their own projects run exactly what one `docker compose run` of the same command runs."""
+    (project / "app" / "test_zz_crash.py").write_text(
+        "import os, signal\n"
+        "def test_kills_its_own_worker():\n"
+        "    if os.environ.get('TESTFLEET_GROUP'):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "def test_after_the_crash():\n    pass\n")
+    serial_project = f"tf-serial-{os.getpid()}-{schedule}"
+    compose = ["docker", "compose", "-p", serial_project, "-f", "docker-compose.yml"]
+    try:
+        serial = run([*compose, "run", "--rm", "-T", "app", "pytest", "-p", "no:cacheprovider",
+                      "--junit-xml=serial.xml", "test_cache.py", "test_database.py", "test_zz_crash.py"],
+                     cwd=project, timeout=1200)
+        assert serial.returncode == 0, serial.stdout + serial.stderr
+    finally:
+        run([*compose, "down", "-v", "--remove-orphans"], cwd=project, timeout=300)
+    result = run([testfleet, "run", "-n", "2", "--schedule", schedule, "--compose", "docker-compose.yml",
+                  "--service", "app", "--", "pytest", "-p", "no:cacheprovider", "--junit-xml=unit.xml",
+                  "test_cache.py", "test_database.py", "test_zz_crash.py"], cwd=project, timeout=1200)
+    assert result.returncode == 1, result.stdout + result.stderr
+    serial_cases = junit_cases(project / "app" / "serial.xml")
+    merged = junit_cases(project / "unit.xml")
+    # The test that kills its worker is the one error (serially it passes: no TESTFLEET_GROUP there); every
+    # other test, the one after it included, has its serial outcome.
+    crashed = ("test_zz_crash", "test_kills_its_own_worker")
+    assert merged[(*crashed, "error")] == 1, merged
+    assert {k: v for k, v in merged.items() if k[:2] != crashed} == \
+        {k: v for k, v in serial_cases.items() if k[:2] != crashed}
+    assert "SIGKILL" in (project / "unit.xml").read_text()
     assert compose_leftovers(run_id_of(project)) == []
 
 

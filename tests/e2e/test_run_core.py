@@ -273,7 +273,7 @@ def test_configuration_from_pyproject_and_flags_win(testfleet, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "over 3 workers" in result.stdout
     result = run([testfleet, "run", "-n", "2"], cwd=project)
-    assert "in 2 groups" in result.stdout
+    assert "over 2 workers" in result.stdout
 
 
 def test_generic_runner(testfleet, tmp_path):
