@@ -25,6 +25,8 @@
 #                           instead of building it with debootstrap
 #   TESTFLEET_DEBIAN_MIRROR mirror for debootstrap             (default http://deb.debian.org/debian)
 #   TESTFLEET_DOCKERD_FLAGS extra dockerd flags, e.g. "--storage-driver=vfs" on a filesystem without overlay
+#   TESTFLEET_DOCKERD_PRIVATE_TMP=1  start dockerd in a mount namespace of its own with an empty tmpfs on /tmp:
+#                           an engine that cannot see the client's files there, as one on another machine
 #
 # A second engine on the same machine (testfleet's tests of several Docker hosts) needs its own of each
 # of the first four, and can take its base image from the first:
@@ -207,7 +209,13 @@ start_dockerd() {
     # setsid: its own session, so that the shell or CI step that started it can end without taking it
     # along; stdin from /dev/null so that it holds no terminal.
     # shellcheck disable=SC2086
-    setsid dockerd \
+    local private_tmp=()
+    if [[ ${TESTFLEET_DOCKERD_PRIVATE_TMP:-} == 1 ]]; then
+      # unshare and sh exec in turn, so $! is still dockerd's pid.
+      private_tmp=(unshare --mount --propagation private -- sh -c \
+        'mount -t tmpfs testfleet-private-tmp /tmp && exec "$@"' sh)
+    fi
+    setsid "${private_tmp[@]}" dockerd \
       --data-root "$DATA_ROOT" \
       --exec-root "$RUN_DIR/exec" \
       --pidfile "$PIDFILE" \

@@ -41,6 +41,7 @@ execution::Launch FleetCommands::launch(const runners::GroupRequest& request,
   launch.cwd = context_.cwd;
   launch.log = log(static_cast<std::size_t>(request.index - 1));
   launch.in_container = !environment.variables_in_host_environment();
+  launch.returned_files_dir = request.paths.host_dir;
   if (environment.variables_in_host_environment()) {
     launch.argv = command.argv;
     launch.env = with_variables(host_, variables);
@@ -56,6 +57,7 @@ execution::Launch FleetCommands::runner(std::size_t w, int n, const environments
   std::filesystem::create_directories(run.paths.host_dir);
   run.paths.inside_dir = environment.path_inside(run.paths.host_dir);
   run.paths.support_inside_dir = environment.path_inside(context_.support_dir);
+  run.paths.shared_files = environment.sees_host_files();
   return launch(run, environment);
 }
 
@@ -65,6 +67,7 @@ execution::Launch FleetCommands::batch(std::size_t w, int n, const std::vector<s
   std::filesystem::create_directories(run.paths.host_dir);
   run.paths.inside_dir = environment.path_inside(run.paths.host_dir);
   run.paths.support_inside_dir = environment.path_inside(context_.support_dir);
+  run.paths.shared_files = environment.sees_host_files();
   runner_.write_group_files(run);
   return launch(run, environment);
 }

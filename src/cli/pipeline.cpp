@@ -98,7 +98,7 @@ std::vector<std::string> discover(const runners::Runner& runner, environments::B
   std::unique_ptr<environments::Environment> environment = backend.discovery_environment(slot);
 
   runners::CommandPaths paths{slot.group_reports_dir, environment->path_inside(slot.group_reports_dir),
-                              environment->path_inside(context.support_dir)};
+                              environment->path_inside(context.support_dir), environment->sees_host_files()};
   runners::Command command = runner.collect_command(paths);
   util::SpawnSpec spec;
   spec.cwd = context.cwd;

@@ -174,6 +174,17 @@ MergeSummary merge_results(const runners::Runner& runner, const FleetCommands& c
     merger.add_testcase(runner.junit_suite_name(), record);
     ++summary.synthesized;
   }
+  for (const execution::CollectionSkip& skip : result.collection_skips) {
+    reports::JUnitKey key = runner.junit_key(skip.id);
+    reports::TestCaseRecord record;
+    record.suite = runner.junit_suite_name();
+    record.classname = key.classname;
+    record.name = key.name;
+    record.outcome = reports::Outcome::kSkipped;
+    record.message = skip.message;
+    record.text = skip.text;
+    merger.add_testcase(runner.junit_suite_name(), record);
+  }
   summary.output = runner.requested_junit().value_or(context.reports_dir / "junit.xml");
   if (summary.output.has_parent_path()) std::filesystem::create_directories(summary.output.parent_path());
   merger.write(summary.output, wall_seconds);
@@ -743,6 +754,10 @@ int print_plan(const RunOptions& options) {
       select_shard(collect_for_planning(options, quiet), options, quiet, &shard);
   planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
   std::cout << format_plan(plan, options.format);
+  if (options.format == "text") {
+    std::cout << "(each group is a worker's initial queue: `run --schedule dynamic`, the default, lets a worker "
+                 "whose queue runs dry take tests from another; `--schedule static` runs exactly this)\n";
+  }
   return 0;
 }
 

@@ -121,6 +121,7 @@ class ComposeEnvironment : public Environment {
   }
 
   bool variables_in_host_environment() const override { return false; }
+  bool sees_host_files() const override { return false; }
 
   std::filesystem::path path_inside(const std::filesystem::path& host_path) const override {
     std::filesystem::path relative =

@@ -49,6 +49,11 @@ class Environment {
   // wrapped command (compose).
   virtual bool variables_in_host_environment() const { return true; }
 
+  // Whether a command in the environment sees this machine's files. Compose says no even on a local engine
+  // with the reports directory bind-mounted: its engine may be another machine's, so what the runner needs
+  // and what it reports travel through the command's own streams, the one path every engine carries.
+  virtual bool sees_host_files() const { return true; }
+
   // A path under the run's reports directory as the command inside the environment sees it.
   virtual std::filesystem::path path_inside(const std::filesystem::path& host_path) const {
     return host_path;

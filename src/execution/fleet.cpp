@@ -396,8 +396,19 @@ void Fleet::Loop::finish_test(Worker& worker, std::size_t t, const WorkerEvent* 
 }
 
 void Fleet::Loop::handle(Worker& worker, WorkerEvent& event) {
-  if (event.kind != WorkerEvent::Kind::kCollected && worker.progress) worker.progress << event.json << '\n';
+  bool progress = event.kind != WorkerEvent::Kind::kCollected && event.kind != WorkerEvent::Kind::kFile;
+  if (progress && worker.progress) worker.progress << event.json << '\n';
   switch (event.kind) {
+    case WorkerEvent::Kind::kFile:
+      if (!worker.launch.returned_files_dir.empty()) {
+        try {
+          util::write_file_atomic(worker.launch.returned_files_dir / event.file, event.data);
+        } catch (const std::exception& e) {
+          print(fmt::format("warning: worker {}: cannot write the {} its runner sent: {}", worker.index, event.file,
+                            e.what()));
+        }
+      }
+      return;
     case WorkerEvent::Kind::kCollected:
       on_collected(worker, event);
       return;
@@ -457,6 +468,7 @@ void Fleet::Loop::on_collected(Worker& worker, WorkerEvent& event) {
   }
   if (!scheduler_) {
     print(fmt::format("worker {} collected {} tests in {:.1f}s", worker.index, event.ids.size(), seconds));
+    result_.collection_skips = std::move(event.skips);
     make_plan(std::move(event.ids));
   } else {
     std::vector<std::string> mine = std::move(event.ids);
@@ -571,8 +583,12 @@ void Fleet::Loop::handle_stop() {
 }
 
 std::string Fleet::Loop::failure_header(const Worker& worker, const std::string& how) const {
-  return fmt::format("{} worker {} [{}]\n{}\n", red("FAILED:"), worker.index, how,
-                     util::shell_join(worker.launch.argv));
+  // The plugin's source travels as a variable in a container's command: shown by its size, not whole.
+  std::vector<std::string> argv = worker.launch.argv;
+  for (std::string& word : argv) {
+    if (word.size() > 400) word = fmt::format("{}...({} bytes)", word.substr(0, 40), word.size());
+  }
+  return fmt::format("{} worker {} [{}]\n{}\n", red("FAILED:"), worker.index, how, util::shell_join(argv));
 }
 
 void Fleet::Loop::lose(Worker& worker, const std::string& why) {

@@ -23,6 +23,7 @@
 
 #include "environments/environment.hpp"
 #include "execution/scheduler.hpp"
+#include "execution/worker_channel.hpp"
 #include "ui/status_printer.hpp"
 #include "util/subprocess.hpp"
 
@@ -35,6 +36,8 @@ struct Launch {
   std::filesystem::path cwd;
   std::filesystem::path log;  // its stderr (stream) or its output (batch), appended
   bool in_container = false;  // exit 128+N means signal N inside it
+  // Where files the runner sends back through the channel (its JUnit, from a container) are written.
+  std::filesystem::path returned_files_dir;
 };
 
 // The plan as the fleet runs it: tests by index, each worker's initial queue.
@@ -123,6 +126,7 @@ struct FleetResult {
   std::vector<TestRecord> tests;         // per Assignment::ids
   std::vector<WorkerRecord> workers;
   std::vector<Steal> steals;
+  std::vector<CollectionSkip> collection_skips;  // the reference collection's, reported once
   int restarts = 0;
   // The runner could not collect (collection errors, or every runner died before collecting): its output.
   std::optional<std::string> collection_failure;

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/strings.hpp"
+
 namespace testfleet::execution {
 namespace {
 
@@ -13,6 +15,7 @@ std::optional<WorkerEvent::Kind> kind_of(const std::string& name) {
   if (name == "test") return WorkerEvent::Kind::kTest;
   if (name == "missing") return WorkerEvent::Kind::kMissing;
   if (name == "finish") return WorkerEvent::Kind::kFinish;
+  if (name == "file") return WorkerEvent::Kind::kFile;
   return std::nullopt;
 }
 
@@ -50,6 +53,23 @@ std::optional<WorkerEvent> parse_event(std::string_view line) {
     for (const nlohmann::json& id : *ids) {
       if (id.is_string()) event.ids.push_back(id.get<std::string>());
     }
+  }
+  if (auto skips = object.find("skips"); skips != object.end() && skips->is_array()) {
+    for (const nlohmann::json& skip : *skips) {
+      if (!skip.is_object()) continue;
+      event.skips.push_back({skip.value("id", ""), skip.value("message", ""), skip.value("text", "")});
+    }
+  }
+  if (event.kind == WorkerEvent::Kind::kFile) {
+    // A plain file name only: a container does not choose where on this machine its files go.
+    event.file = string_of("name");
+    std::optional<std::string> data = util::base64_decode(string_of("data"));
+    if (!data || event.file.empty() || event.file.find('/') != std::string::npos || event.file == "." ||
+        event.file == "..") {
+      return std::nullopt;
+    }
+    event.data = std::move(*data);
+    return event;
   }
   if (event.kind != WorkerEvent::Kind::kCollected) event.json = std::string(line);
   return event;

@@ -11,12 +11,20 @@
 
 namespace testfleet::execution {
 
+// A part of the suite the runner skipped as it collected (a module's importorskip): reported once a run.
+struct CollectionSkip {
+  std::string id;
+  std::string message;
+  std::string text;
+};
+
 struct WorkerEvent {
-  enum class Kind { kCollected, kStart, kTest, kMissing, kFinish };
+  enum class Kind { kCollected, kStart, kTest, kMissing, kFinish, kFile };
   Kind kind = Kind::kFinish;
   std::string id;                // start, test, missing
   std::vector<std::string> ids;  // collected, in collection order
   std::size_t collection_errors = 0;
+  std::vector<CollectionSkip> skips;  // collected
   std::string outcome;  // test: passed, failed, error, skipped
   double seconds = 0;   // test: setup + call + teardown
   std::string message;  // test

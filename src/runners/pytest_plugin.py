@@ -1,7 +1,8 @@
 """testfleet's pytest plugin, loaded through PYTEST_PLUGINS in every command testfleet runs.
 
 Collection only (`plan`, `--dry-run`): writes the collected node IDs (after -k/-m deselection) as JSON to
-TESTFLEET_COLLECT_FILE.
+TESTFLEET_COLLECT_FILE, or prints them as one "@testfleet" line when TESTFLEET_COLLECT_STDOUT is set (a
+container that may not share a file with testfleet).
 
 A worker (TESTFLEET_WORKER=1): one long-lived pytest process that collects the whole suite once, reports
 the collected IDs, then runs the tests testfleet feeds it, one at a time, until told to stop. The channel is
@@ -12,7 +13,9 @@ machine, `docker compose run -T` on any engine, remote ones included, where no f
     {"shutdown": true} (or end of file) ends the session once the queue is done.
   - out, on the original stdout: one line per event, "@testfleet " then JSON: "collected" (every ID, in
     collection order, and the number of collection errors), "start" and "test" (outcome, seconds, message),
-    "missing" (an ID this process did not collect), and "finish". Everything else the process prints goes to
+    "missing" (an ID this process did not collect), "finish", and with TESTFLEET_RETURN_JUNIT "file" (the
+    JUnit pytest wrote, base64, once the session is over: the way back from a container on any engine).
+    Everything else the process prints goes to
     stderr, which testfleet logs: at import, fd 1 is duplicated for the channel and pointed at stderr, so a
     test's print() can never be mistaken for an event.
 A test is run only once the test after it is known (or the queue is drained), because pytest tears down
@@ -20,10 +23,13 @@ module- and class-scoped fixtures by looking at the next item: fed one by one, a
 exactly as a serial run would.
 """
 
+import base64
 import json
 import os
 import sys
 import time
+
+import pytest
 
 _COLLECT_FILE = os.environ.get("TESTFLEET_COLLECT_FILE")
 _WORKER = os.environ.get("TESTFLEET_WORKER") == "1"
@@ -31,6 +37,7 @@ _MAX_MESSAGE = 4000
 _MARKER = "@testfleet "
 
 _phases = {}
+_collection_skips = []
 _channel_out = None
 _channel_in = None
 
@@ -51,11 +58,28 @@ def _emit(event):
     _channel_out.flush()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectreport(report):
+    """A module skipped at collection (importorskip) is one skipped testcase of a serial run's JUnit: every
+    worker collects it, so the workers keep it out of their own JUnit and testfleet writes it once."""
+    if not _WORKER or not report.skipped or not isinstance(report.longrepr, tuple):
+        return
+    path, line, reason = report.longrepr
+    reason = str(reason)
+    if reason.startswith("Skipped: "):
+        reason = reason[len("Skipped: "):]
+    _collection_skips.append({"id": report.nodeid, "message": reason, "text": "%s:%s: %s" % (path, line, reason)})
+    report.outcome = "passed"
+
+
 def pytest_collection_finish(session):
     ids = [item.nodeid for item in session.items]
     if _WORKER:
-        _emit({"event": "collected", "ids": ids, "errors": int(session.testsfailed),
+        _emit({"event": "collected", "ids": ids, "errors": int(session.testsfailed), "skips": _collection_skips,
                "rootdir": str(session.config.rootpath), "pid": os.getpid(), "time": time.time()})
+    if os.environ.get("TESTFLEET_COLLECT_STDOUT") == "1" and not _WORKER:
+        sys.stdout.write("\n@testfleet " + json.dumps({"event": "collected", "ids": ids}, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
     if not _COLLECT_FILE:
         return
     tmp = _COLLECT_FILE + ".tmp"
@@ -164,3 +188,14 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     _emit({"event": "finish", "exitstatus": int(exitstatus), "time": time.time()})
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    # pytest's junitxml wrote its file at the end of the session: sent back whole.
+    path = getattr(config.option, "xmlpath", None)
+    if not _WORKER or os.environ.get("TESTFLEET_RETURN_JUNIT") != "1" or not path or not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        data = base64.b64encode(f.read()).decode("ascii")
+    _emit({"event": "file", "name": "junit.xml", "data": data, "time": time.time()})

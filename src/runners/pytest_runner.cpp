@@ -18,6 +18,16 @@ namespace {
 
 constexpr const char* kPluginModule = "testfleet_pytest_plugin";
 
+// Where files are not shared, the plugin travels in a variable: this writes it into a directory of the
+// container's own and puts that first on PYTHONPATH, then runs the user's command as it is.
+constexpr const char* kBootstrap =
+    "d=$(mktemp -d \"${TMPDIR:-/tmp}/testfleet.XXXXXX\") && "
+    "printf '%s' \"$TESTFLEET_PLUGIN_SOURCE\" > \"$d/testfleet_pytest_plugin.py\" && "
+    "unset TESTFLEET_PLUGIN_SOURCE && PYTHONPATH=\"$d${PYTHONPATH:+:$PYTHONPATH}\" && export PYTHONPATH && "
+    "exec \"$@\"";
+// A worker's JUnit inside such a container, sent back through the channel when pytest is done.
+constexpr const char* kContainerJUnit = "/tmp/testfleet-junit.xml";
+
 // An option given as `--name=value` or `--name value`: its value, and how many words it took.
 std::optional<std::pair<std::string, std::size_t>> option_value(const std::vector<std::string>& argv,
                                                                 std::size_t i, std::string_view name) {
@@ -157,9 +167,15 @@ std::vector<std::string> PytestRunner::python_command() const {
 
 Command PytestRunner::base_command(const CommandPaths& paths) const {
   Command command;
-  command.argv = argv_;
   command.variables["PYTEST_PLUGINS"] = kPluginModule;
-  command.variables["PYTHONPATH"] = paths.support_inside_dir.string();
+  if (paths.shared_files) {
+    command.argv = argv_;
+    command.variables["PYTHONPATH"] = paths.support_inside_dir.string();
+  } else {
+    command.argv = {"sh", "-c", kBootstrap, "testfleet-bootstrap"};
+    command.argv.insert(command.argv.end(), argv_.begin(), argv_.end());
+    command.variables["TESTFLEET_PLUGIN_SOURCE"] = kPytestPluginSource;
+  }
   return command;
 }
 
@@ -167,7 +183,11 @@ Command PytestRunner::collect_command(const CommandPaths& paths) const {
   Command command = base_command(paths);
   command.argv.insert(command.argv.end(), {"--collect-only", "-q"});
   if (coverage_) command.argv.push_back("--no-cov");
-  command.variables["TESTFLEET_COLLECT_FILE"] = (paths.inside_dir / "collection.json").string();
+  if (paths.shared_files) {
+    command.variables["TESTFLEET_COLLECT_FILE"] = (paths.inside_dir / "collection.json").string();
+  } else {
+    command.variables["TESTFLEET_COLLECT_STDOUT"] = "1";
+  }
   return command;
 }
 
@@ -179,6 +199,19 @@ std::vector<std::string> PytestRunner::read_collection(const util::CommandResult
     throw Error(ExitCode::kTestsFailed,
                 fmt::format("pytest could not collect the tests ({}):\n{}", result.status.describe(),
                             util::tail_lines(result.output, 60)));
+  }
+  if (!paths.shared_files) {
+    // The plugin printed the collection as one line of its own among pytest's output.
+    for (const std::string& line : util::split_lines(result.output)) {
+      if (!line.starts_with("@testfleet ")) continue;
+      nlohmann::json event = nlohmann::json::parse(line.substr(11), nullptr, false);
+      if (event.is_object() && event.value("event", "") == "collected")
+        return event.at("ids").get<std::vector<std::string>>();
+    }
+    throw InfrastructureError(fmt::format(
+        "testfleet's pytest plugin did not run during collection (it printed no collection); does the "
+        "command keep the PYTEST_PLUGINS and PYTHONPATH variables? Its output:\n{}",
+        util::tail_lines(result.output, 30)));
   }
   std::filesystem::path file = paths.host_dir / "collection.json";
   if (!std::filesystem::exists(file)) {
@@ -199,7 +232,12 @@ void PytestRunner::install_support(const std::filesystem::path& host_dir) const 
 Command PytestRunner::group_command(const GroupRequest& group) const {
   Command command = base_command(group.paths);
   const std::filesystem::path& dir = group.paths.inside_dir;
-  command.argv.push_back("--junit-xml=" + (dir / "junit.xml").string());
+  if (group.paths.shared_files) {
+    command.argv.push_back("--junit-xml=" + (dir / "junit.xml").string());
+  } else {
+    command.argv.push_back(std::string("--junit-xml=") + kContainerJUnit);
+    command.variables["TESTFLEET_RETURN_JUNIT"] = "1";
+  }
   if (coverage_) {
     command.argv.push_back("--cov-report=");
     command.variables["COVERAGE_FILE"] = (dir / ".coverage").string();

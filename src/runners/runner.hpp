@@ -21,6 +21,9 @@ struct CommandPaths {
   std::filesystem::path host_dir;            // a directory of this command's own under the reports directory
   std::filesystem::path inside_dir;          // the same directory as the command sees it
   std::filesystem::path support_inside_dir;  // testfleet's support files (plugins), as the command sees them
+  // Whether the command sees this machine's files (native, host). When it does not (compose, whose engine
+  // may be another machine's), support files and reports travel through the command's own streams.
+  bool shared_files = true;
 };
 
 struct Command {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,5 +30,8 @@ std::string tail_lines(std::string_view text, std::size_t max_lines);
 
 // "1.2s", "3m04s", "1h02m".
 std::string format_duration(double seconds);
+
+// RFC 4648 base64 (padding optional); nothing when `text` holds anything else.
+std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace testfleet::util

@@ -24,10 +24,11 @@ def serial_cases(tmp_path_factory):
     return junit_cases(project / "serial.xml")
 
 
-def test_merged_junit_equals_a_serial_run(testfleet, tmp_path, serial_cases):
+@pytest.mark.parametrize("schedule", ["dynamic", "static"])
+def test_merged_junit_equals_a_serial_run(testfleet, tmp_path, serial_cases, schedule):
     project = copy_fixture("basic", tmp_path)
-    result = run([testfleet, "run", "-n", "4", "--", PYTHON, "-m", "pytest", "--junit-xml=unit.xml", "tests"],
-                 cwd=project)
+    result = run([testfleet, "run", "-n", "4", "--schedule", schedule, "--", PYTHON, "-m", "pytest",
+                  "--junit-xml=unit.xml", "tests"], cwd=project)
     assert result.returncode == 1, result.stdout + result.stderr
     merged = junit_cases(project / "unit.xml")
     assert merged == serial_cases
@@ -101,6 +102,27 @@ def test_a_crash_costs_only_the_test_that_crashed(testfleet, tmp_path, serial_ca
     assert sum(1 for t in record["tests"] if "cause" in t) == 1
 
 
+def test_a_worker_that_collects_other_tests_is_named_and_the_suite_still_runs(testfleet, tmp_path):
+    project = copy_fixture("basic", tmp_path)
+    # Worker 2's collection has a test more than the others': a suite whose collection depends on where it
+    # runs would otherwise run tests twice or never.
+    (project / "tests" / "test_depends_on_worker.py").write_text(
+        "import os\nimport pytest\n\n"
+        "@pytest.mark.parametrize('i', range(3 if os.environ.get('TESTFLEET_GROUP') == '2' else 2))\n"
+        "def test_counted(i):\n    pass\n")
+    result = run([testfleet, "run", "-n", "2", "--", "pytest", "--junit-xml=unit.xml", "tests/test_depends_on_worker.py",
+                  "tests/test_strings.py"], cwd=project)
+    assert result.returncode == 3, result.stdout + result.stderr
+    if "worker 2 collected other tests" in result.stdout:
+        assert "extra: tests/test_depends_on_worker.py::test_counted[2]" in result.stdout, result.stdout
+    else:  # worker 2 collected first: its collection is the reference, worker 1's lacks a test
+        assert "worker 1 collected other tests than the first collection; missing: " \
+               "tests/test_depends_on_worker.py::test_counted[2]" in result.stdout, result.stdout
+    cases = junit_cases(project / "unit.xml")
+    assert all(outcome == "passed" for _, _, outcome in cases), cases
+    assert sum(cases.values()) == len({(c, n) for c, n, _ in cases})
+
+
 def test_restarts_are_bounded(testfleet, tmp_path):
     """A suite that kills every runner: the restarts run out, and each test is reported once, never lost."""
     project = copy_fixture("basic", tmp_path)
@@ -123,7 +145,11 @@ def test_sigkill_of_a_group_from_outside(testfleet, tmp_path, serial_cases):
         # Wait until group 1 has finished a test, then kill its pytest with SIGKILL.
         progress = run_json / "group-1" / "progress.jsonl"
         wait_for(lambda: progress.exists() and '"event": "test"' in progress.read_text(), what="group 1 progress")
-        victims = [pid for pid in processes_with_env("TESTFLEET_GROUP=1")]
+        # This run's worker 1 only: other runs on the machine (a benchmark, another test) are not ours.
+        run_id = next(line.split()[2].rstrip(":") for line in iter(proc.stdout.readline, "")
+                      if line.startswith("testfleet run "))
+        ours = set(processes_with_env(f"TESTFLEET_RUN_ID={run_id}"))
+        victims = [pid for pid in processes_with_env("TESTFLEET_GROUP=1") if pid in ours]
         assert victims
         for pid in victims:
             os.kill(pid, signal.SIGKILL)

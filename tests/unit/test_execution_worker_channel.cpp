@@ -61,3 +61,26 @@ TEST(WorkerChannel, OrdersAreOneJsonLineEach) {
   EXPECT_EQ(nlohmann::json::parse(testfleet::execution::drain_order()).at("drain"), true);
   EXPECT_EQ(nlohmann::json::parse(testfleet::execution::shutdown_order()).at("shutdown"), true);
 }
+
+TEST(WorkerChannel, AFileComesBackDecodedAndOnlyUnderAPlainName) {
+  std::optional<WorkerEvent> file =
+      parse_event("@testfleet {\"event\": \"file\", \"name\": \"junit.xml\", \"data\": \"PHRlc3RzdWl0ZS8+\"}");
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->kind, WorkerEvent::Kind::kFile);
+  EXPECT_EQ(file->file, "junit.xml");
+  EXPECT_EQ(file->data, "<testsuite/>");
+  // A container does not choose where on this machine its files go, and broken data is no file.
+  EXPECT_FALSE(parse_event("@testfleet {\"event\": \"file\", \"name\": \"../../etc/x\", \"data\": \"YQ==\"}"));
+  EXPECT_FALSE(parse_event("@testfleet {\"event\": \"file\", \"name\": \"..\", \"data\": \"YQ==\"}"));
+  EXPECT_FALSE(parse_event("@testfleet {\"event\": \"file\", \"name\": \"x\", \"data\": \"not base64!\"}"));
+}
+
+TEST(WorkerChannel, CollectionSkipsAreKeptForTheReport) {
+  std::optional<WorkerEvent> collected = parse_event(
+      "@testfleet {\"event\": \"collected\", \"ids\": [], \"errors\": 0, \"skips\": [{\"id\": \"t/test_np.py\", "
+      "\"message\": \"could not import 'numpy'\", \"text\": \"t/test_np.py:3: could not import 'numpy'\"}]}");
+  ASSERT_TRUE(collected);
+  ASSERT_EQ(collected->skips.size(), 1u);
+  EXPECT_EQ(collected->skips[0].id, "t/test_np.py");
+  EXPECT_EQ(collected->skips[0].message, "could not import 'numpy'");
+}
