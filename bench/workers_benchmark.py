@@ -81,6 +81,7 @@ STALE_SEED = 20250113
 STALE_FACTORS = (0.3, 3.0)
 STALE_RATIO = 1.10
 STARTUP_TRIES = 3
+SOURCES = ("src", "cmake", "CMakeLists.txt")  # what a binary is built from: a change elsewhere does not matter
 PYTEST_EXIT_TESTS_FAILED = 1  # pytest and testfleet alike: the run ran, some tests failed
 
 
@@ -113,6 +114,20 @@ def headline_variant(variants):
     return variants[-1][0]
 
 
+def one_shot_note(variants):
+    """A section's words for a testfleet that has no --schedule, given the section's Variants."""
+    if sum(variant.testfleet for variant in variants) > 1:
+        return []
+    return ["- This testfleet has no `--schedule` (issue 13 is not in it): its one schedule, a static split made "
+            "before the groups start, is the row \"testfleet (one-shot)\", and the targets are applied to it."]
+
+
+def reproduce_line(part, options):
+    quick = " --quick" if part == "stale" and options.quick else ""
+    return ["", f"Reproduce: `bench/workers_benchmark.py --part {part}{quick} --repeat {options.repeat} "
+                "--testfleet build/testfleet`."]
+
+
 def git(checkout, *args):
     completed = subprocess.run(["git", "-C", checkout, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True, timeout=60)
@@ -128,18 +143,19 @@ def testfleet_identity(binary):
         return {"version": version, "commit": "unknown", "text": f"`{version}` (not in a git checkout)"}
     head = git(top, "rev-parse", "--short", "HEAD")
     text = f"`{version}`, from the checkout {top} at commit {head}"
-    if git(top, "status", "--porcelain", "--untracked-files=no", "--", "src", "cmake", "CMakeLists.txt"):
+    changed = ""
+    if git(top, "status", "--porcelain", "--untracked-files=no", "--", *SOURCES):
         text += " with uncommitted changes to its sources"
-        head += "+changes"
+        changed = "+changes"
+    commit = head + changed
     built = re.search(r"revision ([0-9a-f]{7,40})", version)
     if built and not git(top, "rev-parse", "HEAD").startswith(built.group(1)):
-        same = subprocess.run(["git", "-C", top, "diff", "--quiet", built.group(1), "HEAD", "--", "src", "cmake",
-                               "CMakeLists.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        same = subprocess.run(["git", "-C", top, "diff", "--quiet", built.group(1), "HEAD", "--", *SOURCES],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
         text += (f" (the binary was built at {built.group(1)[:7]}: "
-                 + ("the same sources" if same == 0 else "OTHER SOURCES, rebuild it") + ")")
-        if same != 0:
-            head = f"{built.group(1)[:7]} (checkout at {head})"
-    return {"version": version, "commit": head, "text": text}
+                 + ("the same sources" if same else "OTHER SOURCES, rebuild it") + ")")
+        commit = built.group(1)[:7] + changed + ("" if same else f" (checkout at {head})")
+    return {"version": version, "commit": commit, "text": text}
 
 
 def bench_commit():
@@ -428,6 +444,7 @@ def networkx_section(part, options, identity, machine, load_end, modules, rows, 
         "/usr/bin/python3 -m pytest ...` (no .test_durations in that directory: a static split weighs every test "
         "the same). "
         "Tests are counted from each run's JUnit (testfleet's merged one).",
+        *one_shot_note(variants),
         "",
         *table,
         "",
@@ -436,6 +453,7 @@ def networkx_section(part, options, identity, machine, load_end, modules, rows, 
         f"{headline_row['verdict'] or 'not measured'}.",
         *problem_lines(variants),
         *test_lines(serial),
+        *reproduce_line(part, options),
     ]
     return "\n".join(lines)
 
@@ -584,12 +602,14 @@ def stale_section(options, identity, facts, rows, variants, headline, headline_r
         f"- The LPT split of the recorded durations really puts {f['static_floor']:.2f} s "
         f"({f['static_floor'] / f['lower_bound']:.3f}x the lower bound) in its largest group: the floor of a "
         "static split on these durations.",
+        *one_shot_note(variants),
         "",
         *table,
         "",
         f"Result: {headline} {headline_row['variant'].wall:.2f} s, {headline_row['of_bound']:.3f}x the lower bound, "
         f"against a target of {f['target']:.2f} s: {headline_row['verdict']}.",
         *problem_lines(variants),
+        *reproduce_line("stale", options),
     ]
     return "\n".join(lines)
 
