@@ -28,6 +28,7 @@ Every run's outcome is checked: passed, failed, errors and skipped are counted f
 --junit-xml, testfleet's merged one) and shown side by side; a variant whose counts or test IDs differ
 from serial's is flagged, and cannot meet a target (a faster run that ran fewer tests is not a win).
 Failing tests are named, skip reasons counted: networkx has tests that need packages Debian only recommends.
+A testfleet group that did not end with pytest's own exit status (killed from outside, say) is named too.
 
 The stale part times testfleet static and dynamic (and xdist, for reference) with `--durations
 .test_durations`. The true lower bound is max(sum(real) / 2, max(real)), real being what the tests really
@@ -269,6 +270,9 @@ class Variant:
                 self.problems.append((round_index, f"no readable JUnit at {junit} ({error})"))
         else:
             self.problems.append((round_index, f"exited with {returncode} (log {log}):\n{log_tail(log)}"))
+        if self.testfleet:
+            for problem in group_problems(reports):
+                self.problems.append((round_index, problem))
         self.runs.append({"wall": wall, "returncode": returncode, "outcome": outcome, "log": log,
                           "reports": reports})
         shown = outcome.text() if outcome else "no outcome"
@@ -308,6 +312,18 @@ class Variant:
     @property
     def comparable(self):
         return not self.problems
+
+
+def group_problems(reports):
+    """The groups of a testfleet run that did not end by themselves with pytest's exit 0 or 1 ("group 1 killed
+    by SIGKILL"): a group killed from outside loses its tests, and this says why they are missing."""
+    try:
+        with open(os.path.join(reports, "run.json"), encoding="utf-8") as run_file:
+            groups = json.load(run_file)["groups"]
+        return [f"group {group['group']} {group['status']}" + (" (timed out)" if group.get("timed_out") else "")
+                for group in groups if group.get("status") not in ("exit 0", "exit 1")]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return [f"no readable run.json in {reports} ({error})"]
 
 
 def testfleet_times(variant):
