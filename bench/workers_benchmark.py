@@ -171,6 +171,7 @@ class Outcome:
 
     def __init__(self, path):
         self.failing = []  # (kind, test ID, first line of the message)
+        self.messages = {}  # test ID: the first line of its failure's, error's or skip's message
         self.skip_reasons = collections.Counter()
         self.results = collections.defaultdict(list)  # test ID: its outcomes (more than one if it is repeated)
         for case in ElementTree.parse(path).getroot().iter("testcase"):
@@ -187,6 +188,9 @@ class Outcome:
             else:
                 kind = "passed"
             self.results[test_id].append(kind)
+            if kind != "passed":
+                self.messages.setdefault(test_id, first_line(case.find("skipped" if kind == "skipped" else
+                                                                       "failure" if kind == "failed" else kind)))
         kinds = collections.Counter(kind for outcomes in self.results.values() for kind in outcomes)
         self.passed, self.failed, self.errors, self.skipped = (kinds[k] for k in ("passed", "failed", "error",
                                                                                    "skipped"))
@@ -218,9 +222,11 @@ class Outcome:
                             ("with another outcome than in the reference", changed)):
             if tests:
                 example = tests[0]
-                shown = (f"{example} ({'/'.join(self.results[example])} against "
-                         f"{'/'.join(reference.results[example])})" if example in self.results
-                         and example in reference.results else example)
+                shown = example
+                if example in self.results and example in reference.results:
+                    said = self.messages.get(example)
+                    shown += (f" ({'/'.join(self.results[example])} against {'/'.join(reference.results[example])}"
+                              + (f": {said}" if said and what.startswith("with another") else "") + ")")
                 found.append(f"{len(tests)} test(s) {what}, e.g. {shown}")
         return found
 
