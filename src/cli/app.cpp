@@ -101,7 +101,8 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   if (from_config("groups", "--groups")) o.groups = c.groups;
   if (from_config("algorithm", "--algorithm")) o.algorithm = c.algorithm;
   if (from_config("schedule", "--schedule")) o.schedule = c.schedule;
-  if (from_config("max-worker-restarts", "--max-worker-restarts")) o.max_worker_restarts = c.max_worker_restarts;
+  if (from_config("max-worker-restarts", "--max-worker-restarts"))
+    o.max_worker_restarts = c.max_worker_restarts;
   if (from_config("allow-no-tests", "--allow-no-tests")) o.allow_no_tests = c.allow_no_tests;
   if (from_config("durations", "--durations")) o.durations = c.durations;
   if (from_config("durations-junit", "--durations-junit")) o.durations_junit = c.durations_junit;

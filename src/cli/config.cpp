@@ -211,7 +211,8 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
                                    : as_strings(file, key, node);
     } else {
       throw UsageError(fmt::format(
-          "{}: unknown key '{}' (known: groups, algorithm, schedule, max-worker-restarts, allow-no-tests, durations, durations-junit, store-durations, "
+          "{}: unknown key '{}' (known: groups, algorithm, schedule, max-worker-restarts, allow-no-tests, "
+          "durations, durations-junit, store-durations, "
           "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, "
           "sidecars, docker-hosts, "
           "compose-command, no-build, wait, ci, "

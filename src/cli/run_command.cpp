@@ -293,12 +293,14 @@ void write_run_record(const RunContext& context, const planning::Plan& plan,
                               {"status", status_of(run, in_container)},
                               {"died", run.died},
                               {"timed_out", run.timed_out},
-                              {"tests", run.tests.size()}};
+                              {"tests", run.tests.size()},
+                              {"command", run.command}};
       runs.push_back(std::move(entry));
     }
     if (!worker.runs.empty()) {
       const execution::RunnerRecord& first = worker.runs.front();
       const execution::RunnerRecord& last = worker.runs.back();
+      group["command"] = first.command;
       group["started"] = first.started;
       group["ended"] = last.ended;
       group["status"] = status_of(last, in_container);
@@ -619,9 +621,10 @@ int run_tests(const RunOptions& options) {
   int stop_signal = signals.received();
   // No worker got an environment, so none collected: the tests are listed in the discovery environment
   // (no sidecars needed), so that each is in the report as an error naming why it did not run.
-  bool none_provisioned = !result.workers.empty() &&
-                          std::all_of(result.workers.begin(), result.workers.end(),
-                                      [](const execution::WorkerRecord& w) { return w.provision_error.has_value(); });
+  bool none_provisioned = !result.workers.empty() && std::all_of(result.workers.begin(), result.workers.end(),
+                                                                 [](const execution::WorkerRecord& w) {
+                                                                   return w.provision_error.has_value();
+                                                                 });
   if (!result.assignment && none_provisioned && stop_signal == 0) {
     result.assignment = plan_from(list());
     result.collection_failure.reset();
@@ -755,8 +758,9 @@ int print_plan(const RunOptions& options) {
   planning::Plan plan = planning::make_plan(std::move(tests), group_count(options), algorithm);
   std::cout << format_plan(plan, options.format);
   if (options.format == "text") {
-    std::cout << "(each group is a worker's initial queue: `run --schedule dynamic`, the default, lets a worker "
-                 "whose queue runs dry take tests from another; `--schedule static` runs exactly this)\n";
+    std::cout
+        << "(each group is a worker's initial queue: `run --schedule dynamic`, the default, lets a worker "
+           "whose queue runs dry take tests from another; `--schedule static` runs exactly this)\n";
   }
   return 0;
 }

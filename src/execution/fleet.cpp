@@ -72,6 +72,13 @@ std::string some_of(const std::vector<std::string>& names) {
 
 }  // namespace
 
+std::vector<std::string> shown_argv(std::vector<std::string> argv) {
+  for (std::string& word : argv) {
+    if (word.size() > 400) word = fmt::format("{}...({} bytes)", word.substr(0, 40), word.size());
+  }
+  return argv;
+}
+
 bool ended_by_signal(const util::ExitStatus& status, bool in_container) {
   return status.signal != 0 || (in_container && status.code > 128 && status.code < 160);
 }
@@ -104,7 +111,7 @@ struct Fleet::Worker {
   Clock::time_point runner_started;
   std::optional<std::size_t> running;  // the test its runner has started
   Clock::time_point running_since;
-  bool collected = false;              // the current runner's collection is in and matches
+  bool collected = false;  // the current runner's collection is in and matches
   bool drain_sent = false;
   bool shutdown_sent = false;
   bool signalled = false;
@@ -260,6 +267,7 @@ void Fleet::Loop::start_runner(Worker& worker) {
   run.number = number;
   run.started = epoch_now();
   worker.launch = fleet_.runner_.runner(worker.slot, number, *worker.environment);
+  run.command = shown_argv(worker.launch.argv);
   worker.log_offset = size_of(worker.launch.log);
   worker.reader = ChannelReader();
   worker.running.reset();
@@ -321,6 +329,7 @@ void Fleet::Loop::start_batch(Worker& worker) {
   worker.batch_ids.clear();
   for (std::size_t t : order.run) worker.batch_ids.push_back(result_.assignment->ids[t]);
   worker.launch = fleet_.runner_.batch(worker.slot, number, worker.batch_ids, *worker.environment);
+  run.command = shown_argv(worker.launch.argv);
   worker.log_offset = size_of(worker.launch.log);
   worker.signalled = false;
   util::SpawnSpec spec;
@@ -404,8 +413,8 @@ void Fleet::Loop::handle(Worker& worker, WorkerEvent& event) {
         try {
           util::write_file_atomic(worker.launch.returned_files_dir / event.file, event.data);
         } catch (const std::exception& e) {
-          print(fmt::format("warning: worker {}: cannot write the {} its runner sent: {}", worker.index, event.file,
-                            e.what()));
+          print(fmt::format("warning: worker {}: cannot write the {} its runner sent: {}", worker.index,
+                            event.file, e.what()));
         }
       }
       return;
@@ -583,12 +592,8 @@ void Fleet::Loop::handle_stop() {
 }
 
 std::string Fleet::Loop::failure_header(const Worker& worker, const std::string& how) const {
-  // The plugin's source travels as a variable in a container's command: shown by its size, not whole.
-  std::vector<std::string> argv = worker.launch.argv;
-  for (std::string& word : argv) {
-    if (word.size() > 400) word = fmt::format("{}...({} bytes)", word.substr(0, 40), word.size());
-  }
-  return fmt::format("{} worker {} [{}]\n{}\n", red("FAILED:"), worker.index, how, util::shell_join(argv));
+  return fmt::format("{} worker {} [{}]\n{}\n", red("FAILED:"), worker.index, how,
+                     util::shell_join(shown_argv(worker.launch.argv)));
 }
 
 void Fleet::Loop::lose(Worker& worker, const std::string& why) {
@@ -645,10 +650,10 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
       cause = fmt::format("the run was interrupted ({}) while this test was running on worker {}",
                           signal_name(stop_sig_), worker.index);
     } else if (run.timed_out) {
-      cause = fmt::format("timed out: worker {} was stopped after {} while running this test", worker.index,
-                          util::format_duration(std::chrono::duration<double>(worker.signalled_at -
-                                                                              worker.running_since)
-                                                    .count()));
+      cause =
+          fmt::format("timed out: worker {} was stopped after {} while running this test", worker.index,
+                      util::format_duration(
+                          std::chrono::duration<double>(worker.signalled_at - worker.running_since).count()));
     } else {
       cause = fmt::format("worker {} crashed ({}) while running this test", worker.index, how);
     }
@@ -674,7 +679,8 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
     // It failed by itself before it collected (a command not found, a bad option): starting it again would
     // fail the same way.
     std::string log = util::tail_lines(log_since(worker.launch.log, worker.log_offset), 30);
-    lose(worker, fmt::format("its runner ended ({}) before it collected the tests; its output:\n{}", how, log));
+    lose(worker,
+         fmt::format("its runner ended ({}) before it collected the tests; its output:\n{}", how, log));
     return;
   }
   // A server or sidecar that died takes the worker with it; a runner that died alone is restarted.

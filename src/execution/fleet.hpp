@@ -97,6 +97,7 @@ struct TestRecord {
 // One runner process of a worker.
 struct RunnerRecord {
   int number = 0;  // 1-based within the worker
+  std::vector<std::string> command;  // as spawned, long words (a plugin's source) shortened: shown_argv()
   bool batch = false;
   std::vector<std::size_t> tests;  // sent to it
   std::optional<util::ExitStatus> status;
@@ -158,6 +159,10 @@ class Fleet {
   ui::StatusPrinter& printer_;
   std::vector<ui::GroupView> views_;
 };
+
+// A command as it is shown (FAILED blocks, run.json): a word of more than 400 bytes (the plugin's source,
+// which travels as a variable into a container) as its start and its size.
+std::vector<std::string> shown_argv(std::vector<std::string> argv);
 
 // Whether a runner was killed by a signal: on the host, or inside its container, whence
 // `docker compose run` returns the signal as the exit code 128+N.

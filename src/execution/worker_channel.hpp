@@ -25,13 +25,14 @@ struct WorkerEvent {
   std::vector<std::string> ids;  // collected, in collection order
   std::size_t collection_errors = 0;
   std::vector<CollectionSkip> skips;  // collected
-  std::string outcome;  // test: passed, failed, error, skipped
-  double seconds = 0;   // test: setup + call + teardown
-  std::string message;  // test
-  std::string file;     // start: the test's file, as pytest names it
-  long line = 0;        // start: its line (0-based, as pytest's location)
-  double time = 0;      // when, in seconds since the epoch, on the runner's clock
-  std::string json;     // the event as it came, for the progress stream
+  std::string outcome;                // test: passed, failed, error, skipped
+  double seconds = 0;                 // test: setup + call + teardown
+  std::string message;                // test
+  std::string file;                   // start: the test's file, as pytest names it; file: its name
+  std::string data;                   // file: its content, decoded
+  long line = 0;                      // start: its line (0-based, as pytest's location)
+  double time = 0;                    // when, in seconds since the epoch, on the runner's clock
+  std::string json;                   // the event as it came, for the progress stream
 };
 
 // Splits a runner's stdout into events and other lines, however the bytes arrive.

@@ -901,11 +901,11 @@ RunRecord load_run(const fs::path& reports_dir) {
       std::string source = from != steal.end() && from->is_number()
                                ? fmt::format("worker {}", from->get<long long>())
                                : std::string("workers that left the run");
-      run.moves.push_back(fmt::format("{} tests (~{}) from {} to worker {} at {}",
-                                      static_cast<long long>(number(steal, "tests")),
-                                      util::format_duration(number(steal, "seconds")), source,
-                                      static_cast<long long>(number(steal, "to")),
-                                      util::format_duration(std::max(0.0, number(steal, "at") - run.execute_started))));
+      run.moves.push_back(fmt::format(
+          "{} tests (~{}) from {} to worker {} at {}", static_cast<long long>(number(steal, "tests")),
+          util::format_duration(number(steal, "seconds")), source,
+          static_cast<long long>(number(steal, "to")),
+          util::format_duration(std::max(0.0, number(steal, "at") - run.execute_started))));
     }
   }
 
@@ -936,10 +936,10 @@ RunRecord load_run(const fs::path& reports_dir) {
       if (auto runs = entry.find("runs"); runs != entry.end() && runs->is_array()) {
         for (const json& r : *runs) {
           if (!r.is_object()) continue;
-          g.runners.push_back(fmt::format("{} {}: {} tests, {}{}", r.value("batch", false) ? "batch" : "runner",
-                                          static_cast<long long>(number(r, "number")),
-                                          static_cast<long long>(number(r, "tests")), text(r, "status"),
-                                          r.value("died", false) ? " (died)" : ""));
+          g.runners.push_back(fmt::format(
+              "{} {}: {} tests, {}{}", r.value("batch", false) ? "batch" : "runner",
+              static_cast<long long>(number(r, "number")), static_cast<long long>(number(r, "tests")),
+              text(r, "status"), r.value("died", false) ? " (died)" : ""));
         }
       }
 

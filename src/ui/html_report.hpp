@@ -48,10 +48,10 @@ struct GroupRecord {
   std::optional<double> ended;
   std::string status;  // "exit 1", "killed by SIGKILL", "could not start"
   bool timed_out = false;
-  std::vector<TimedTest> tests;    // in the order they ran
-  bool tests_approximate = false;  // placed by JUnit times, not by a progress stream
-  std::string output;              // the log's tail
-  std::size_t output_bytes = 0;    // the whole log's size
+  std::vector<TimedTest> tests;      // in the order they ran
+  bool tests_approximate = false;    // placed by JUnit times, not by a progress stream
+  std::string output;                // the log's tail
+  std::size_t output_bytes = 0;      // the whole log's size
   std::vector<std::string> runners;  // one line per runner process or batch: "runner 1: killed by SIGKILL"
   std::optional<std::string> lost;   // why the worker left the run early
 };

@@ -261,7 +261,7 @@ std::vector<std::string> StatusPrinter::layout(const std::vector<GroupView>& gro
     if (g.state == GroupState::kPassed) state = green(state);
     std::string estimate = g.estimate > 0 ? " / ~" + util::format_duration(g.estimate) : "";
     lines.push_back(elide(
-        fmt::format("  group {:>2} [{}] {} {:>16}  {}{}{}", g.index, bar(fraction, kBarCells), state, counts,
+        fmt::format("  worker {:>2} [{}] {} {:>16}  {}{}{}", g.index, bar(fraction, kBarCells), state, counts,
                     util::format_duration(g.elapsed), estimate, g.detail.empty() ? "" : "  " + g.detail),
         columns));
   }
@@ -282,12 +282,12 @@ std::vector<std::string> StatusPrinter::layout(const std::vector<GroupView>& gro
     if (hidden[2] > 0) parts.push_back(fmt::format("{} waiting", hidden[2]));
     if (hidden[3] > 0) parts.push_back(fmt::format("{} done", hidden[3]));
     lines.push_back(elide(
-        fmt::format("  \u2026 {} more groups: {}", groups.size() - shown.size(), util::join(parts, ", ")),
+        fmt::format("  \u2026 {} more workers: {}", groups.size() - shown.size(), util::join(parts, ", ")),
         columns));
   }
   std::optional<double> remaining = remaining_seconds(groups);
   lines.push_back(
-      elide(fmt::format("{} {}/{} groups done, {}/{} tests, {} elapsed{}", bold("testfleet:"),
+      elide(fmt::format("{} {}/{} workers done, {}/{} tests, {} elapsed{}", bold("testfleet:"),
                         finished_groups, groups.size(), done, total, util::format_duration(elapsed),
                         merging ? std::string(", merging their reports")
                         : finished_groups < groups.size() && remaining

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from conftest import PYTHON, clean_env, copy_fixture, run
 
-GROUP_LINE = re.compile(r"^  group +(\d+) \[[#.]{20}\] ")
-TOTAL_LINE = re.compile(r"^testfleet: (\d+)/(\d+) groups done, (\d+)/(\d+) tests, ")
-MORE_LINE = re.compile(r"^  \u2026 \d+ more groups: ")
+GROUP_LINE = re.compile(r"^  worker +(\d+) \[[#.]{20}\] ")
+TOTAL_LINE = re.compile(r"^testfleet: (\d+)/(\d+) workers done, (\d+)/(\d+) tests, ")
+MORE_LINE = re.compile(r"^  \u2026 \d+ more workers: ")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -144,7 +144,7 @@ def test_status_area_redraws_in_place_and_failed_output_comes_above_it(testfleet
     summary = next(i for i, line in enumerate(history) if line.startswith("testfleet: 335 tests"))
     for group in failed:
         index = group["group"]
-        header = next(i for i, line in enumerate(history) if line.startswith(f"FAILED: group {index} [exit 1]"))
+        header = next(i for i, line in enumerate(history) if line.startswith(f"FAILED: worker {index} [exit 1]"))
         assert header < summary
         assert history[header + 1] == shlex.join(group["command"])
         # The group's whole output follows, in order, undisturbed by any redraw.
@@ -242,8 +242,8 @@ def test_plain_lines_without_a_terminal(testfleet, tmp_path):
     # No redraws and no colour of testfleet's own (a test's output may hold escape codes: it is passed on).
     assert not re.search(r"\x1b\[\d*[AJK]", result.stdout)
     lines = result.stdout.splitlines()
-    assert any(line.startswith("FAILED: group ") for line in lines), result.stdout
+    assert any(line.startswith("FAILED: worker ") for line in lines), result.stdout
     for index in (1, 2, 3):
-        assert sum(line.startswith(f"group {index} started: ") for line in lines) == 1, result.stdout
-        ends = [line for line in lines if line.startswith((f"group {index} passed", f"FAILED: group {index} ["))]
+        assert sum(line.startswith(f"worker {index} ready in ") for line in lines) == 1, result.stdout
+        ends = [line for line in lines if line.startswith((f"worker {index} passed", f"FAILED: worker {index} ["))]
         assert len(ends) == 1, result.stdout

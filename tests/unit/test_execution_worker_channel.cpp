@@ -19,7 +19,8 @@ TEST(WorkerChannel, SplitsEventsFromOtherOutputHoweverTheBytesArrive) {
       "\"message\":\"boom\"}\n";
   std::vector<WorkerEvent> events;
   for (char c : stream) {  // one byte at a time: a line is an event only once it is whole
-    for (WorkerEvent& event : reader.feed(std::string_view(&c, 1), &other)) events.push_back(std::move(event));
+    for (WorkerEvent& event : reader.feed(std::string_view(&c, 1), &other))
+      events.push_back(std::move(event));
   }
   EXPECT_EQ(other, "a warning printed before the plugin took stdout over\n");
   ASSERT_EQ(events.size(), 3u);
@@ -63,21 +64,23 @@ TEST(WorkerChannel, OrdersAreOneJsonLineEach) {
 }
 
 TEST(WorkerChannel, AFileComesBackDecodedAndOnlyUnderAPlainName) {
-  std::optional<WorkerEvent> file =
-      parse_event("@testfleet {\"event\": \"file\", \"name\": \"junit.xml\", \"data\": \"PHRlc3RzdWl0ZS8+\"}");
+  std::optional<WorkerEvent> file = parse_event(
+      "@testfleet {\"event\": \"file\", \"name\": \"junit.xml\", \"data\": \"PHRlc3RzdWl0ZS8+\"}");
   ASSERT_TRUE(file);
   EXPECT_EQ(file->kind, WorkerEvent::Kind::kFile);
   EXPECT_EQ(file->file, "junit.xml");
   EXPECT_EQ(file->data, "<testsuite/>");
   // A container does not choose where on this machine its files go, and broken data is no file.
-  EXPECT_FALSE(parse_event("@testfleet {\"event\": \"file\", \"name\": \"../../etc/x\", \"data\": \"YQ==\"}"));
+  EXPECT_FALSE(
+      parse_event("@testfleet {\"event\": \"file\", \"name\": \"../../etc/x\", \"data\": \"YQ==\"}"));
   EXPECT_FALSE(parse_event("@testfleet {\"event\": \"file\", \"name\": \"..\", \"data\": \"YQ==\"}"));
   EXPECT_FALSE(parse_event("@testfleet {\"event\": \"file\", \"name\": \"x\", \"data\": \"not base64!\"}"));
 }
 
 TEST(WorkerChannel, CollectionSkipsAreKeptForTheReport) {
   std::optional<WorkerEvent> collected = parse_event(
-      "@testfleet {\"event\": \"collected\", \"ids\": [], \"errors\": 0, \"skips\": [{\"id\": \"t/test_np.py\", "
+      "@testfleet {\"event\": \"collected\", \"ids\": [], \"errors\": 0, \"skips\": [{\"id\": "
+      "\"t/test_np.py\", "
       "\"message\": \"could not import 'numpy'\", \"text\": \"t/test_np.py:3: could not import 'numpy'\"}]}");
   ASSERT_TRUE(collected);
   ASSERT_EQ(collected->skips.size(), 1u);

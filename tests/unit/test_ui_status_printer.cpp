@@ -201,10 +201,10 @@ TEST_F(StatusPrinterTest, RedrawsTheAreaInPlace) {
   screen.feed(pty.read());
   std::vector<std::string> first = screen.lines();
   ASSERT_EQ(first.size(), 6u);  // the line, three groups, the total, the cursor's empty line
-  EXPECT_THAT(first[1], HasSubstr("group  1 [####"));
+  EXPECT_THAT(first[1], HasSubstr("worker  1 [####"));
   EXPECT_THAT(first[1], HasSubstr("2/10 tests"));
   EXPECT_THAT(first[3], HasSubstr("provisioning"));
-  EXPECT_THAT(first[4], StartsWith("testfleet: 0/3 groups done, 7/30 tests, 3.0s elapsed, ETA ~"));
+  EXPECT_THAT(first[4], StartsWith("testfleet: 0/3 workers done, 7/30 tests, 3.0s elapsed, ETA ~"));
 
   for (int i = 0; i < 5; ++i) {
     views[0].done = 3 + static_cast<std::size_t>(i);
@@ -219,7 +219,7 @@ TEST_F(StatusPrinterTest, RedrawsTheAreaInPlace) {
   EXPECT_EQ(later[0], first[0]);
   EXPECT_THAT(later[1], HasSubstr("7/10 tests"));
   EXPECT_THAT(later[2], HasSubstr("done"));
-  EXPECT_THAT(later[4], StartsWith("testfleet: 1/3 groups done, 17/30 tests, 9.0s elapsed"));
+  EXPECT_THAT(later[4], StartsWith("testfleet: 1/3 workers done, 17/30 tests, 9.0s elapsed"));
   EXPECT_EQ(screen.cursor_row(), 5u);
 }
 
@@ -238,8 +238,8 @@ TEST_F(StatusPrinterTest, PrintsAboveTheAreaAndDrawsItAgainBelow) {
   EXPECT_EQ(lines[0], "FAILED: group 2 [exit 1]");
   EXPECT_EQ(lines[2], "E   assert 1 == 2");
   EXPECT_EQ(lines[3], "group 1 passed");
-  EXPECT_THAT(lines[4], HasSubstr("group  1"));
-  EXPECT_THAT(lines[5], HasSubstr("group  2"));
+  EXPECT_THAT(lines[4], HasSubstr("worker  1"));
+  EXPECT_THAT(lines[5], HasSubstr("worker  2"));
   EXPECT_THAT(lines[6], StartsWith("testfleet:"));
 
   // Once cleared, the area is gone and what follows takes its place.
@@ -289,13 +289,13 @@ TEST_F(StatusPrinterTest, NeverTallerThanTheScreen) {
   // Six lines of area and the cursor's line fit in eight rows; redraws never scrolled any of it away.
   ASSERT_EQ(lines.size(), 7u);
   // Busy and failed groups first, then waiting ones, then passed ones; shown in their order.
-  EXPECT_THAT(lines[0], HasSubstr("group  1 "));
-  EXPECT_THAT(lines[1], HasSubstr("group  5"));
-  EXPECT_THAT(lines[2], HasSubstr("group 10"));
-  EXPECT_THAT(lines[3], HasSubstr("group 11"));
+  EXPECT_THAT(lines[0], HasSubstr("worker  1 "));
+  EXPECT_THAT(lines[1], HasSubstr("worker  5"));
+  EXPECT_THAT(lines[2], HasSubstr("worker 10"));
+  EXPECT_THAT(lines[3], HasSubstr("worker 11"));
   EXPECT_THAT(lines[3], HasSubstr("waiting"));
-  EXPECT_THAT(lines[4], HasSubstr("8 more groups: 8 done"));
-  EXPECT_THAT(lines[5], StartsWith("testfleet: 10/12 groups done"));
+  EXPECT_THAT(lines[4], HasSubstr("8 more workers: 8 done"));
+  EXPECT_THAT(lines[5], StartsWith("testfleet: 10/12 workers done"));
 }
 
 TEST_F(StatusPrinterTest, MergingGroupsCountAsDoneAndTheTotalLineSaysSo) {
@@ -315,9 +315,9 @@ TEST_F(StatusPrinterTest, MergingGroupsCountAsDoneAndTheTotalLineSaysSo) {
   EXPECT_THAT(lines[0], HasSubstr("[####################] merging "));
   EXPECT_THAT(lines[0], HasSubstr("10/10 tests"));
   EXPECT_THAT(lines[1], HasSubstr("failed, exit 1"));
-  EXPECT_THAT(lines[2], HasSubstr("group  3"));
-  EXPECT_THAT(lines[3], HasSubstr("2 more groups: 2 merging"));
-  EXPECT_EQ(lines[4], "testfleet: 5/5 groups done, 50/50 tests, 12.0s elapsed, merging their reports");
+  EXPECT_THAT(lines[2], HasSubstr("worker  3"));
+  EXPECT_THAT(lines[3], HasSubstr("2 more workers: 2 merging"));
+  EXPECT_EQ(lines[4], "testfleet: 5/5 workers done, 50/50 tests, 12.0s elapsed, merging their reports");
 }
 
 TEST_F(StatusPrinterTest, PlainLinesWithoutATerminal) {
@@ -393,7 +393,7 @@ TEST_F(StatusPrinterTest, NoEstimateNoETA) {
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_THAT(lines[0], HasSubstr("10 tests  2.5s"));
   EXPECT_THAT(lines[0], Not(HasSubstr("~")));
-  EXPECT_EQ(lines[2], "testfleet: 1/2 groups done, 10/20 tests, 2.5s elapsed");
+  EXPECT_EQ(lines[2], "testfleet: 1/2 workers done, 10/20 tests, 2.5s elapsed");
 }
 
 }  // namespace
