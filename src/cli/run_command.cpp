@@ -156,6 +156,12 @@ MergeSummary merge_results(const runners::Runner& runner, const FleetCommands& c
       record.outcome = outcome_from(test.outcome);
       record.message = test.message;
       merger.add_testcase(runner.junit_suite_name(), record);
+      if (!test.teardown_error.empty()) {
+        record.outcome = reports::Outcome::kError;
+        record.message = test.teardown_error;
+        record.time = 0;
+        merger.add_testcase(runner.junit_suite_name(), record);
+      }
       continue;
     }
     reports::JUnitKey key = runner.junit_key(id);

@@ -183,6 +183,7 @@ class Fleet::Loop {
   Clock::time_point last_redraw_{};
   std::atomic<bool> cancel_{false};
   bool stopping_ = false;
+  bool suite_done_early_ = false;  // every test finished while environments were still provisioned
   int stop_sig_ = 0;
   Clock::time_point stopped_at_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -225,6 +226,13 @@ void Fleet::Loop::check_provisioned(Worker& worker) {
   if (worker.state != Worker::State::kProvisioning || !worker.provisioned.load()) return;
   worker.provisioner.join();
   worker.record.provision_seconds = epoch_now() - worker.record.provision_started;
+  if (suite_done_early_) {
+    // The others ran the whole suite before this environment was ready: it was cancelled, not failed.
+    worker.state = Worker::State::kDone;
+    fleet_.views_[worker.slot].state = ui::GroupState::kPassed;
+    fleet_.views_[worker.slot].detail = "not needed";
+    return;
+  }
   if (worker.provision_error) {
     std::string error = stopping_ ? std::string("interrupted while provisioning") : *worker.provision_error;
     worker.record.provision_error = error;
@@ -393,6 +401,7 @@ void Fleet::Loop::finish_test(Worker& worker, std::size_t t, const WorkerEvent* 
     test.reported = true;
     test.outcome = event->outcome;
     test.message = event->message;
+    test.teardown_error = event->teardown_error;
     test.seconds = event->seconds;
     test.cause.clear();
     if (event->time > 0) test.ended = event->time;
@@ -865,6 +874,21 @@ FleetResult Fleet::Loop::run() {
       }
     }
     for (std::unique_ptr<Worker>& worker : workers_) feed(*worker);
+    if (scheduler_ && scheduler_->unfinished() == 0 && !stopping_) {
+      // Nothing is left: environments still being provisioned are not needed, runners still collecting
+      // are told to go.
+      for (std::unique_ptr<Worker>& worker : workers_) {
+        if (worker->state == Worker::State::kProvisioning && !suite_done_early_) {
+          suite_done_early_ = true;
+          cancel_ = true;
+        }
+        if (worker->state == Worker::State::kStarting && !worker->shutdown_sent &&
+            worker->process.running()) {
+          worker->process.close_input();
+          worker->shutdown_sent = true;
+        }
+      }
+    }
     if (!scheduler_ && fleet_.runner_.streams() && !stopping_) {
       bool none_left = std::all_of(workers_.begin(), workers_.end(),
                                    [](const auto& w) { return w->state == Worker::State::kLost; });

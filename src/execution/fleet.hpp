@@ -88,6 +88,7 @@ struct TestRecord {
   bool reported = false;              // its runner reported it (the result is the runner's)
   std::string outcome;                // as reported
   std::string message;
+  std::string teardown_error;  // after a failed call: pytest's JUnit has a second testcase for it
   double seconds = 0;
   double started = 0;  // seconds since the epoch; 0 when unknown
   double ended = 0;
@@ -96,7 +97,7 @@ struct TestRecord {
 
 // One runner process of a worker.
 struct RunnerRecord {
-  int number = 0;  // 1-based within the worker
+  int number = 0;                    // 1-based within the worker
   std::vector<std::string> command;  // as spawned, long words (a plugin's source) shortened: shown_argv()
   bool batch = false;
   std::vector<std::size_t> tests;  // sent to it

@@ -43,6 +43,7 @@ std::optional<WorkerEvent> parse_event(std::string_view line) {
   event.id = string_of("id");
   event.outcome = string_of("outcome");
   event.message = string_of("message");
+  event.teardown_error = string_of("teardown_error");
   event.file = string_of("file");
   event.seconds = number_of("seconds");
   event.time = number_of("time");

@@ -28,6 +28,7 @@ struct WorkerEvent {
   std::string outcome;                // test: passed, failed, error, skipped
   double seconds = 0;                 // test: setup + call + teardown
   std::string message;                // test
+  std::string teardown_error;         // test: a teardown error after a failed call (a second JUnit testcase)
   std::string file;                   // start: the test's file, as pytest names it; file: its name
   std::string data;                   // file: its content, decoded
   long line = 0;                      // start: its line (0-based, as pytest's location)

@@ -174,6 +174,9 @@ def pytest_runtest_logreport(report):
         elif report.skipped:
             state["outcome"] = "skipped"
             state["message"] = "xfail: " + str(report.wasxfail) if wasxfail else _message(report)
+    elif report.failed and report.when == "teardown" and state["outcome"] == "failed":
+        # A failed call and a teardown error are two testcases in pytest's JUnit: the second comes along.
+        state["teardown_error"] = "failed on teardown: %s" % _message(report)
     elif report.failed:
         # An error in setup or teardown outranks what the call did.
         state["outcome"], state["message"] = "error", "failed on %s: %s" % (report.when, _message(report))
@@ -181,8 +184,11 @@ def pytest_runtest_logreport(report):
         state["outcome"] = "skipped"
         state["message"] = "xfail: " + str(report.wasxfail) if wasxfail else _message(report)
     if report.when == "teardown":
-        _emit({"event": "test", "id": report.nodeid, "outcome": state["outcome"],
-               "seconds": round(state["seconds"], 6), "message": state["message"], "time": time.time()})
+        event = {"event": "test", "id": report.nodeid, "outcome": state["outcome"],
+                 "seconds": round(state["seconds"], 6), "message": state["message"], "time": time.time()}
+        if "teardown_error" in state:
+            event["teardown_error"] = state["teardown_error"]
+        _emit(event)
         del _phases[report.nodeid]
 
 
