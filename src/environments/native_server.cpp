@@ -218,7 +218,7 @@ ProbeResult probe_tcp(std::uint16_t port, Clock::time_point deadline) {
 
 ProbeResult probe_postgres(std::uint16_t port, Clock::time_point deadline) {
   ProbeResult result;
-  std::optional<util::TcpConnection> connection =
+  std::optional<util::StreamConnection> connection =
       util::tcp_connect(loopback(), port, deadline, &result.detail);
   if (!connection) return result;
   if (!connection->send_all(postgres_startup_message(), deadline, &result.detail)) return result;
@@ -250,7 +250,7 @@ ProbeResult probe_postgres(std::uint16_t port, Clock::time_point deadline) {
 
 ProbeResult probe_redis(std::uint16_t port, Clock::time_point deadline) {
   ProbeResult result;
-  std::optional<util::TcpConnection> connection =
+  std::optional<util::StreamConnection> connection =
       util::tcp_connect(loopback(), port, deadline, &result.detail);
   if (!connection) return result;
   if (!connection->send_all("*1\r\n$4\r\nPING\r\n", deadline, &result.detail)) return result;

@@ -360,7 +360,7 @@ TEST_F(NativeBackendTest, GenericServiceFromConfiguration) {
   // A real HTTP request to the group's server.
   util::Clock::time_point deadline = util::Clock::now() + 5s;
   std::string error;
-  std::optional<util::TcpConnection> connection =
+  std::optional<util::StreamConnection> connection =
       util::tcp_connect(*util::IpAddress::parse("127.0.0.1"), endpoint.port, deadline, &error);
   ASSERT_TRUE(connection) << error;
   ASSERT_TRUE(connection->send_all("GET / HTTP/1.0\r\n\r\n", deadline, &error)) << error;
@@ -460,7 +460,7 @@ TEST_F(NativeBackendTest, LostPortRaceStartsAgainOnAnotherPort) {
   // The server answers on its new port: an HTTP server, not the thief that only listens.
   util::Clock::time_point deadline = util::Clock::now() + 5s;
   std::string error;
-  std::optional<util::TcpConnection> connection =
+  std::optional<util::StreamConnection> connection =
       util::tcp_connect(*util::IpAddress::parse("127.0.0.1"), port, deadline, &error);
   ASSERT_TRUE(connection) << error;
   ASSERT_TRUE(connection->send_all("GET / HTTP/1.0\r\n\r\n", deadline, &error)) << error;
