@@ -476,7 +476,8 @@ void Server::wait_ready(const std::atomic<bool>& cancel) {
     std::this_thread::sleep_until(std::min(deadline, Clock::now() + kPause));
   }
   if (spec.kind == ServiceKind::kPostgres && !setup_.inherited_secret.empty()) {
-    // As long as the server lives, within the readiness timeout: a login, one statement, a login.
+    // The hand-over of native_postgres.hpp: within the readiness timeout, and never less than 10 s for its
+    // two logins and one statement.
     try {
       replace_postgres_password(address_, setup_.inherited_secret, setup_.secret,
                                 std::max(deadline, Clock::now() + std::chrono::seconds(10)));

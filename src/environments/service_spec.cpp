@@ -112,7 +112,7 @@ ServiceSpec postgres_service(ListenMode listen) {
   } else {
     spec.ports = {};
     spec.socket = "{dir}/.s.PGSQL.5432";
-    // libpq's form for a socket directory; psycopg2, SQLAlchemy and Django take it as it is.
+    // libpq's form for a socket directory (psycopg2 hands it to libpq as it is).
     spec.variables = {
         {"DATABASE_URL", "postgres://postgres:{secret}@/postgres?host={dir}"},
         {"PGHOST", "{dir}"},

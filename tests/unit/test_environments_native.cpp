@@ -573,7 +573,8 @@ TEST_F(NativeBackendTest, GenericServicesGetASecretOfTheirOwn) {
   ASSERT_EQ(state.pids.size(), 2u);
   std::string environment_block = util::read_file(fmt::format("/proc/{}/environ", state.pids[0]));
   std::string cmdline = util::read_file(fmt::format("/proc/{}/cmdline", state.pids[0]));
-  EXPECT_NE(environment_block.find(std::string("\0TOKEN=", 7) + tokens[0] + std::string(1, '\0')), std::string::npos);
+  EXPECT_NE(environment_block.find(std::string("\0TOKEN=", 7) + tokens[0] + std::string(1, '\0')),
+            std::string::npos);
   EXPECT_EQ(cmdline.find(tokens[0]), std::string::npos);
   for (std::unique_ptr<Environment>& environment : environments) environment->teardown();
 }
