@@ -439,3 +439,25 @@ def test_compose_sidecars_publish_no_port_on_the_host(testfleet, tmp_path):
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=300)
+
+
+@pytest.mark.xfail(strict=True, reason="open: what a group's own tests print is shown unmasked until run_command "
+                                       "and the supervisor redact it with Environment::secrets() (docs/reliability.md, "
+                                       "Security); strict, so the test turns red once it holds: drop this mark then")
+def test_a_secret_a_failing_test_prints_is_masked_everywhere(testfleet, work_root):
+    """A test that fails on an assertion about DATABASE_URL puts the password in pytest's output and its JUnit
+    failure message; testfleet shows that output (FAILED block, CI folds, HTML report, merged JUnit)."""
+    run_ = Run(testfleet, work_root, "leaky", env={"GITHUB_STEP_SUMMARY": work_root / "leaky-summary.md"})
+    (run_.project / "tests" / "test_leaks.py").write_text(
+        "import os\n"
+        "def test_compares_the_url():\n"
+        "    assert os.environ['DATABASE_URL'] == 'postgres://nobody'\n")
+    try:
+        run_.start(["-n", "1", "--ci", "github"], hold=False)
+        assert run_.proc.wait(timeout=600) == 1, run_.output()
+        records = run_.records_now()
+        assert len(records) == 1
+        assert "***" in run_.output(), run_.output()
+        assert_nothing_printed_or_written(run_, records, (work_root / "leaky-summary.md").read_text())
+    finally:
+        run_.stop()
