@@ -56,6 +56,10 @@ void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::stri
                  "Give every group its own server of this kind: postgres, redis, or one "
                  "from the configuration (repeatable)")
       ->allow_extra_args(false);
+  sub.add_option("--listen", o.listen,
+                 "Where the built-in postgres and redis listen: tcp (127.0.0.1, default) or socket (only a "
+                 "Unix socket in the server's private directory; DATABASE_URL and REDIS_URL name it)")
+      ->check(CLI::IsMember({"tcp", "socket"}));
   sub.add_option(
          "--compose", o.compose_files,
          "Run every group in its own docker compose project of this file (repeatable, like compose's -f)")
@@ -110,6 +114,7 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   if (from_config("list-command", "--list-command")) o.list_command = c.list_command;
   if (from_config("reports-dir", "--reports-dir")) o.reports_dir = c.reports_dir;
   if (from_config("with", "--with")) o.services = c.services;
+  if (from_config("listen", "--listen")) o.listen = c.listen;
   o.service_configs = c.service_configs;
   if (from_config("compose", "--compose")) o.compose_files = c.compose_files;
   if (from_config("sidecars", "--sidecar")) o.sidecars = c.sidecars;

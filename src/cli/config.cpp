@@ -181,6 +181,8 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
       o.list_command = as_string(file, key, node);
     } else if (key == "with") {
       o.services = as_strings(file, key, node);
+    } else if (key == "listen") {
+      o.listen = one_of(file, key, node, {"tcp", "socket"});
     } else if (key == "services") {
       const auto* services = node.as_table();
       if (services == nullptr) wrong_type(file, key, node, "a table of [services.NAME] tables");
@@ -213,7 +215,7 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
       throw UsageError(fmt::format(
           "{}: unknown key '{}' (known: groups, algorithm, schedule, max-worker-restarts, allow-no-tests, "
           "durations, durations-junit, store-durations, "
-          "reports-dir, timeout, kill-grace, runner, list-command, with, services, compose, service, "
+          "reports-dir, timeout, kill-grace, runner, list-command, with, listen, services, compose, service, "
           "sidecars, docker-hosts, "
           "compose-command, no-build, wait, ci, "
           "progress, command)",

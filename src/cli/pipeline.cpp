@@ -270,6 +270,7 @@ std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, c
   if (options.services.empty()) return std::make_unique<environments::HostBackend>();
   environments::NativeOptions native;
   native.run_id = context.run_id;
+  native.listen = environments::parse_listen_mode(options.listen);
   for (const std::string& name : options.services) {
     auto configured = std::find_if(options.service_configs.begin(), options.service_configs.end(),
                                    [&](const environments::ServiceConfig& c) { return c.name == name; });

@@ -27,6 +27,7 @@ struct RunOptions {
   std::string runner = "auto";        // auto, pytest, generic
   std::string list_command;           // generic runner: the command that lists test IDs
   std::vector<std::string> services;  // --with
+  std::string listen = "tcp";         // --listen: where the built-in servers listen, tcp or socket
   // [services.NAME] tables: services of the user's own, or built-ins with other settings.
   std::vector<environments::ServiceConfig> service_configs;
   std::vector<std::filesystem::path> compose_files;  // --compose, repeatable like compose's -f

@@ -36,6 +36,11 @@ class Environment {
   // Variables the group's command gets on top of the run's (DATABASE_URL, REDIS_URL, ...).
   virtual util::EnvVars variables() const = 0;
 
+  // The credentials this environment made for its servers, one per server, which its variables() carry: to
+  // be masked (util::redact) in any text shown or kept that the group or its servers may have written (the
+  // group's output, a JUnit failure message). Kept after teardown(); safe to call from any thread.
+  virtual std::vector<std::string> secrets() const { return {}; }
+
   // The argv to spawn on the host for a command meant to run inside this environment, given the
   // variables it must see there. Native: unchanged (the variables go to the child's environment);
   // compose: `docker compose -p P run --rm -e K=V ... SERVICE argv...`.

@@ -11,12 +11,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "environments/native_postgres.hpp"
 #include "environments/native_server.hpp"
 #include "util/error.hpp"
 #include "util/files.hpp"
+#include "util/secrets.hpp"
 #include "util/strings.hpp"
 
 namespace testfleet::environments {
@@ -57,6 +59,8 @@ struct NativeRun {
   ServerUser unprivileged;                                 // for services with `unprivileged`
   std::map<std::string, std::filesystem::path> programs;   // service name -> its command's program
   std::map<std::string, std::filesystem::path> templates;  // postgres service name -> template data dir
+  // The templates' password: known to testfleet alone, replaced in every group's copy (native_postgres.hpp).
+  std::string template_secret;
   SpawnThread spawner;
 };
 
@@ -107,6 +111,11 @@ class NativeEnvironment : public Environment {
   NativeEnvironment(std::shared_ptr<NativeRun> run, GroupSlot slot)
       : run_(std::move(run)), slot_(std::move(slot)) {}
   ~NativeEnvironment() override { teardown(); }
+
+  std::vector<std::string> secrets() const override {
+    std::lock_guard<std::mutex> lock(secrets_mutex_);
+    return secrets_;
+  }
 
   std::string describe() const override {
     std::vector<std::string> parts;
@@ -186,6 +195,12 @@ class NativeEnvironment : public Environment {
       setup.log_file = group_dir_->path() / (spec.name + ".log");
       setup.group = slot_.index;
       setup.run_id = slot_.run_id.empty() ? run_->options.run_id : slot_.run_id;
+      setup.secret = util::random_secret();
+      {
+        std::lock_guard<std::mutex> lock(secrets_mutex_);
+        secrets_.push_back(setup.secret);
+      }
+      if (spec.kind == ServiceKind::kPostgres) setup.inherited_secret = run_->template_secret;
       setup.user = spec.unprivileged ? run_->unprivileged : ServerUser{};
       setup.spawner = &run_->spawner;
       setup.state = run_->state.get();
@@ -206,6 +221,9 @@ class NativeEnvironment : public Environment {
   // Set between a successful provision() and teardown(): only then may describe() and variables(), which a
   // progress display calls from another thread, read the servers.
   std::atomic<bool> ready_{false};
+  // Every secret handed to a server of this environment, kept after teardown for masking.
+  mutable std::mutex secrets_mutex_;
+  std::vector<std::string> secrets_;
 };
 
 class NativeBackend : public Backend {
@@ -237,11 +255,13 @@ class NativeBackend : public Backend {
       make_owned_dir(run.run_dir->path(), ServerUser{}, 0711);
       if (any_unprivileged) check_reachable(run.run_dir->path(), run.unprivileged);
 
+      run.template_secret = util::random_secret();
       for (const ServiceSpec& spec : run.options.services) {
         if (spec.kind != ServiceKind::kPostgres) continue;
         std::filesystem::path data_dir = run.run_dir->path() / ("template-" + spec.name);
         std::filesystem::path bindir = run.programs.at(spec.name).parent_path();
-        make_postgres_template(bindir, data_dir, spec.unprivileged ? run.unprivileged : ServerUser{}, cancel);
+        make_postgres_template(bindir, data_dir, spec.unprivileged ? run.unprivileged : ServerUser{},
+                               run.template_secret, cancel);
         run.templates[spec.name] = data_dir;
       }
     } catch (...) {
@@ -294,6 +314,7 @@ class NativeBackend : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_native_backend(NativeOptions options) {
+  for (ServiceSpec& spec : options.services) spec = with_listen_mode(std::move(spec), options.listen);
   check_services(options.services);
   for (const ServiceSpec& spec : options.services) {
     if (spec.command.empty()) throw UsageError(fmt::format("service '{}' has no command", spec.name));

@@ -11,8 +11,11 @@
 #include <cstring>
 #include <memory>
 
+#include "environments/native_postgres_session.hpp"
 #include "util/error.hpp"
 #include "util/files.hpp"
+#include "util/scram.hpp"
+#include "util/secrets.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -35,14 +38,6 @@ std::optional<std::vector<int>> parse_version(const std::string& name) {
     parts.push_back(std::stoi(part));
   }
   return parts;
-}
-
-void chown_entry(const std::filesystem::path& path, const ServerUser& user) {
-  if (!user.uid) return;
-  if (::lchown(path.c_str(), *user.uid, user.gid.value_or(static_cast<gid_t>(-1))) != 0) {
-    throw InfrastructureError(
-        fmt::format("cannot give {} to user {}: {}", path.string(), user.name, std::strerror(errno)));
-  }
 }
 
 class Fd {
@@ -179,13 +174,12 @@ std::optional<std::filesystem::path> find_postgres_bindir(const std::vector<std:
 }
 
 void make_postgres_template(const std::filesystem::path& bindir, const std::filesystem::path& data_dir,
-                            const ServerUser& user, const std::atomic<bool>& cancel) {
+                            const ServerUser& user, const std::string& password,
+                            const std::atomic<bool>& cancel) {
   if (cancel.load()) throw InfrastructureError("postgres: cancelled before initdb");
   make_owned_dir(data_dir, user, 0700);
   std::filesystem::path password_file = data_dir.parent_path() / (data_dir.filename().string() + ".password");
-  util::write_file_atomic(password_file, "postgres\n");
-  ::chmod(password_file.c_str(), 0600);
-  chown_entry(password_file, user);
+  util::write_private_file(password_file, password + "\n", user.uid, user.gid);
 
   util::SpawnSpec spec;
   spec.argv = {(bindir / "initdb").string(),
@@ -193,7 +187,7 @@ void make_postgres_template(const std::filesystem::path& bindir, const std::file
                data_dir.string(),
                "-U",
                "postgres",
-               "--auth=trust",
+               "--auth=scram-sha-256",
                "--pwfile=" + password_file.string(),
                "-E",
                "UTF8",
@@ -211,12 +205,36 @@ void make_postgres_template(const std::filesystem::path& bindir, const std::file
   std::error_code ignored;
   std::filesystem::remove(password_file, ignored);
   if (!result.status.success() || result.timed_out) {
-    throw InfrastructureError(fmt::format("postgres: {} {}{}; its output ends with:\n{}",
-                                          util::shell_join(spec.argv),
-                                          result.timed_out ? "timed out" : result.status.describe(),
-                                          user.name.empty() ? "" : fmt::format(" (as user {})", user.name),
-                                          util::tail_lines(result.output, 20)));
+    throw InfrastructureError(
+        util::redact(fmt::format("postgres: {} {}{}; its output ends with:\n{}", util::shell_join(spec.argv),
+                                 result.timed_out ? "timed out" : result.status.describe(),
+                                 user.name.empty() ? "" : fmt::format(" (as user {})", user.name),
+                                 util::tail_lines(result.output, 20)),
+                     {password}));
   }
+  // initdb's own file also lets in ::1 and replication; the servers listen on 127.0.0.1 or their socket.
+  util::write_private_file(data_dir / "pg_hba.conf",
+                           "# Written by testfleet: a password (SCRAM-SHA-256) for every connection.\n"
+                           "local all all scram-sha-256\n"
+                           "host  all all 127.0.0.1/32 scram-sha-256\n",
+                           user.uid, user.gid);
+}
+
+std::string postgres_scram_verifier(std::string_view password, std::string_view salt, unsigned iterations) {
+  util::ScramKeys keys = util::scram_sha256_keys(password, salt, iterations);
+  return fmt::format("SCRAM-SHA-256${}:{}${}:{}", iterations, util::base64_encode(salt),
+                     util::base64_encode(keys.stored_key), util::base64_encode(keys.server_key));
+}
+
+void replace_postgres_password(const ServerAddress& address, const std::string& current,
+                               const std::string& next, util::Clock::time_point deadline) {
+  {
+    PostgresSession session = PostgresSession::open(address, "postgres", current, "postgres", deadline);
+    // Base64 and `$:` only: nothing to quote in the literal.
+    session.execute(fmt::format("ALTER ROLE postgres PASSWORD '{}'",
+                                postgres_scram_verifier(next, util::random_bytes(16), 4096)));
+  }
+  PostgresSession::open(address, "postgres", next, "postgres", deadline);
 }
 
 void copy_data_dir(const std::filesystem::path& from, const std::filesystem::path& to,

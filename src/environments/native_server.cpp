@@ -11,14 +11,19 @@
 #include <set>
 #include <sstream>
 
+#include "environments/native_postgres.hpp"
 #include "util/error.hpp"
 #include "util/files.hpp"
+#include "util/secrets.hpp"
 #include "util/strings.hpp"
 
 namespace testfleet::environments {
 namespace {
 
 using util::Clock;
+
+// sockaddr_un's sun_path less its terminating NUL.
+constexpr std::size_t kMaxSocketPath = 107;
 
 const util::IpAddress& loopback() {
   static const util::IpAddress address = *util::IpAddress::parse("127.0.0.1");
@@ -210,16 +215,25 @@ void SpawnThread::loop() {
   }
 }
 
-ProbeResult probe_tcp(std::uint16_t port, Clock::time_point deadline) {
+std::string ServerAddress::text() const {
+  return socket.empty() ? fmt::format("127.0.0.1:{}", port) : socket.string();
+}
+
+std::optional<util::StreamConnection> connect_to(const ServerAddress& address, Clock::time_point deadline,
+                                                 std::string* error) {
+  if (!address.socket.empty()) return util::unix_connect(address.socket, deadline, error);
+  return util::tcp_connect(loopback(), address.port, deadline, error);
+}
+
+ProbeResult probe_tcp(const ServerAddress& address, Clock::time_point deadline) {
   ProbeResult result;
-  result.ready = util::tcp_connect(loopback(), port, deadline, &result.detail).has_value();
+  result.ready = connect_to(address, deadline, &result.detail).has_value();
   return result;
 }
 
-ProbeResult probe_postgres(std::uint16_t port, Clock::time_point deadline) {
+ProbeResult probe_postgres(const ServerAddress& address, Clock::time_point deadline) {
   ProbeResult result;
-  std::optional<util::TcpConnection> connection =
-      util::tcp_connect(loopback(), port, deadline, &result.detail);
+  std::optional<util::StreamConnection> connection = connect_to(address, deadline, &result.detail);
   if (!connection) return result;
   if (!connection->send_all(postgres_startup_message(), deadline, &result.detail)) return result;
   std::string answer;
@@ -248,19 +262,45 @@ ProbeResult probe_postgres(std::uint16_t port, Clock::time_point deadline) {
   return result;
 }
 
-ProbeResult probe_redis(std::uint16_t port, Clock::time_point deadline) {
+ProbeResult probe_redis(const ServerAddress& address, Clock::time_point deadline, std::string_view password) {
   ProbeResult result;
-  std::optional<util::TcpConnection> connection =
-      util::tcp_connect(loopback(), port, deadline, &result.detail);
+  std::optional<util::StreamConnection> connection = connect_to(address, deadline, &result.detail);
   if (!connection) return result;
-  if (!connection->send_all("*1\r\n$4\r\nPING\r\n", deadline, &result.detail)) return result;
+  std::string request;
+  if (!password.empty())
+    request += fmt::format("*2\r\n$4\r\nAUTH\r\n${}\r\n{}\r\n", password.size(), password);
+  request += "*1\r\n$4\r\nPING\r\n";
+  if (!connection->send_all(request, deadline, &result.detail)) return result;
+  std::size_t expected = password.empty() ? 1 : 2;
   std::string answer;
-  while (answer.find("\r\n") == std::string::npos && answer.size() < 4096) {
+  std::vector<std::string> lines;
+  while (lines.size() < expected && answer.size() < 8192) {
     if (!connection->receive_some(answer, deadline, &result.detail)) return result;
+    lines.clear();
+    for (std::size_t start = 0, end; (end = answer.find("\r\n", start)) != std::string::npos; start = end + 2)
+      lines.push_back(answer.substr(start, end - start));
   }
-  std::string line = answer.substr(0, answer.find("\r\n"));
-  result.ready = line == "+PONG" || util::starts_with(line, "-NOAUTH");
-  if (!result.ready) result.detail = fmt::format("PING answered {}", line);
+  if (lines.size() < expected) {
+    result.detail = "no answer to PING";
+    return result;
+  }
+  const std::string& ping = lines[expected - 1];
+  if (!password.empty()) {
+    const std::string& auth = lines[0];
+    if (util::starts_with(auth, "-LOADING") || util::starts_with(ping, "-LOADING")) {
+      result.detail = fmt::format("PING answered {}", ping);
+      return result;
+    }
+    if (auth != "+OK") {
+      result.detail = fmt::format("AUTH answered {}", auth);
+      result.final = true;
+      return result;
+    }
+    result.ready = ping == "+PONG";
+  } else {
+    result.ready = ping == "+PONG" || util::starts_with(ping, "-NOAUTH");
+  }
+  if (!result.ready) result.detail = fmt::format("PING answered {}", ping);
   return result;
 }
 
@@ -268,6 +308,7 @@ Server::Server(ServerSetup setup) : setup_(std::move(setup)) {
   placeholders_.dir = setup_.dir.string();
   placeholders_.group = setup_.group;
   placeholders_.run_id = setup_.run_id;
+  placeholders_.secret = setup_.secret;
 }
 
 Server::~Server() {
@@ -285,6 +326,23 @@ void Server::spawn_on_new_ports() {
   placeholders_.ports.clear();
   for (const std::string& port_name : spec.ports)
     placeholders_.ports.emplace_back(port_name, util::find_free_port());
+
+  address_ = ServerAddress{};
+  if (!spec.socket.empty()) {
+    address_.socket = expand_placeholders(spec.socket, placeholders_);
+    if (address_.socket.native().size() > kMaxSocketPath) {
+      throw InfrastructureError(fmt::format(
+          "{}: its socket {} would be {} bytes, longer than the {} a Unix socket's path may be; put the "
+          "servers in a shorter directory (TESTFLEET_SERVER_DIR=/tmp) or use --listen tcp",
+          spec.name, address_.socket.string(), address_.socket.native().size(), kMaxSocketPath));
+    }
+  } else if (!placeholders_.ports.empty()) {
+    address_.port = placeholders_.ports.front().second;
+  }
+  for (const auto& [file, content] : spec.files) {
+    util::write_private_file(setup_.dir / file, expand_placeholders(content, placeholders_), setup_.user.uid,
+                             setup_.user.gid);
+  }
 
   util::SpawnSpec spawn;
   spawn.argv = expand_placeholders(spec.command, placeholders_);
@@ -316,12 +374,18 @@ void Server::spawn_on_new_ports() {
 ProbeResult Server::probe(Clock::time_point deadline, Clock::time_point overall_deadline) {
   ProbeResult result = probe_once(deadline, overall_deadline);
   if (!result.ready || setup_.spec->readiness == ReadinessKind::kCommand) return result;
-  for (const auto& [port_name, port] : placeholders_.ports) {
-    if (port_holder(port, process_.pid()) == PortHolder::kAnotherProgram) {
-      return ProbeResult{false, fmt::format("port {} answers, but another program holds it", port)};
+  // A socket in the server's private directory is its own; a port may have gone to someone else.
+  if (address_.socket.empty()) {
+    for (const auto& [port_name, port] : placeholders_.ports) {
+      if (port_holder(port, process_.pid()) == PortHolder::kAnotherProgram) {
+        return ProbeResult{false, fmt::format("port {} answers, but another program holds it", port)};
+      }
+      if (setup_.spec->readiness != ReadinessKind::kTcp)
+        break;  // the protocol checks use the first port only
     }
-    if (setup_.spec->readiness != ReadinessKind::kTcp) break;  // the protocol checks use the first port only
   }
+  // Only now that the listener is known to be ours does the password travel.
+  if (setup_.spec->kind == ServiceKind::kRedis) return probe_redis(address_, deadline, setup_.secret);
   return result;
 }
 
@@ -329,8 +393,9 @@ ProbeResult Server::probe_once(Clock::time_point deadline, Clock::time_point ove
   const ServiceSpec& spec = *setup_.spec;
   switch (spec.readiness) {
     case ReadinessKind::kTcp:
+      if (!address_.socket.empty()) return probe_tcp(address_, deadline);
       for (const auto& [port_name, port] : placeholders_.ports) {
-        ProbeResult result = probe_tcp(port, deadline);
+        ProbeResult result = probe_tcp(ServerAddress{port, {}}, deadline);
         if (!result.ready) {
           if (placeholders_.ports.size() > 1)
             result.detail = fmt::format("port {}: {}", port_name, result.detail);
@@ -339,9 +404,9 @@ ProbeResult Server::probe_once(Clock::time_point deadline, Clock::time_point ove
       }
       return ProbeResult{true, {}};
     case ReadinessKind::kPostgres:
-      return probe_postgres(placeholders_.ports.front().second, deadline);
+      return probe_postgres(address_, deadline);
     case ReadinessKind::kRedis:
-      return probe_redis(placeholders_.ports.front().second, deadline);
+      return probe_redis(address_, deadline);
     case ReadinessKind::kCommand: {
       util::SpawnSpec check;
       check.argv = expand_placeholders(spec.ready_command, placeholders_);
@@ -351,7 +416,7 @@ ProbeResult Server::probe_once(Clock::time_point deadline, Clock::time_point ove
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(overall_deadline - Clock::now());
       util::CommandResult result = util::run_command(check, std::max(left, std::chrono::milliseconds(1000)));
       if (result.status.success()) return ProbeResult{true, {}};
-      std::string output = std::string(util::trim(util::tail_lines(result.output, 3)));
+      std::string output = redacted(std::string(util::trim(util::tail_lines(result.output, 3))));
       return ProbeResult{false, fmt::format("{} {}{}{}", util::shell_join(check.argv),
                                             result.timed_out ? "timed out" : result.status.describe(),
                                             output.empty() ? "" : ": ", output)};
@@ -371,7 +436,8 @@ void Server::wait_ready(const std::atomic<bool>& cancel) {
       throw InfrastructureError(fmt::format("{}: cancelled while waiting for it to be ready", describe()));
     }
     if (std::optional<util::ExitStatus> status = process_.try_wait()) {
-      if (looks_like_port_race(output_of_this_attempt()) && attempts_ < setup_.port_attempts) {
+      if (!placeholders_.ports.empty() && looks_like_port_race(output_of_this_attempt()) &&
+          attempts_ < setup_.port_attempts) {
         std::uint16_t lost = placeholders_.ports.front().second;
         if (setup_.state != nullptr) setup_.state->remove_server(registered_pid_);
         std::ofstream(setup_.log_file, std::ios::app)
@@ -381,27 +447,45 @@ void Server::wait_ready(const std::atomic<bool>& cancel) {
         deadline = started_ + spec.ready_timeout;
         continue;
       }
-      std::string where = placeholders_.ports.empty()
-                              ? std::string()
-                              : fmt::format(" on 127.0.0.1:{}", placeholders_.ports.front().second);
-      throw InfrastructureError(fmt::format("{} ended ({}) before it was ready{}; the end of its output:\n{}",
-                                            spec.name, status->describe(), where, log_tail(20)));
+      throw InfrastructureError(
+          redacted(fmt::format("{} ended ({}) before it was ready{}; the end of its output:\n{}", spec.name,
+                               status->describe(), where(), log_tail(20))));
     }
     Clock::time_point now = Clock::now();
     ProbeResult result = probe(std::min(deadline, now + kAttempt), deadline);
     // A ready answer from a port whose server just died came from someone else's server on that port.
-    if (result.ready && !process_.try_wait()) return;
+    if (result.ready && !process_.try_wait()) break;
+    if (result.final) {
+      throw InfrastructureError(redacted(fmt::format(
+          "{} refuses the group's password ({}){}; the end of its output:\n{}", describe(), result.detail,
+          spec.kind == ServiceKind::kRedis
+              ? fmt::format(": its command must read {}/redis.conf, which testfleet writes with requirepass "
+                            "{{secret}}, e.g. command = [\"redis-server\", \"{{dir}}/redis.conf\"]",
+                            setup_.dir.string())
+              : "",
+          log_tail(10))));
+    }
     if (!result.ready) last_detail = result.detail;
     if (Clock::now() >= deadline) {
-      std::string where = placeholders_.ports.empty()
-                              ? std::string()
-                              : fmt::format(" on 127.0.0.1:{}", placeholders_.ports.front().second);
-      throw InfrastructureError(fmt::format(
+      throw InfrastructureError(redacted(fmt::format(
           "{} was not ready{} within {} (readiness check: {}; last answer: {}); the end of its output:\n{}",
-          spec.name, where, util::format_duration(std::chrono::duration<double>(spec.ready_timeout).count()),
-          environments::describe(spec.readiness), last_detail.empty() ? "none" : last_detail, log_tail(20)));
+          spec.name, where(),
+          util::format_duration(std::chrono::duration<double>(spec.ready_timeout).count()),
+          environments::describe(spec.readiness), last_detail.empty() ? "none" : last_detail, log_tail(20))));
     }
     std::this_thread::sleep_until(std::min(deadline, Clock::now() + kPause));
+  }
+  if (spec.kind == ServiceKind::kPostgres && !setup_.inherited_secret.empty()) {
+    // The hand-over of native_postgres.hpp: within the readiness timeout, and never less than 10 s for its
+    // two logins and one statement.
+    try {
+      replace_postgres_password(address_, setup_.inherited_secret, setup_.secret,
+                                std::max(deadline, Clock::now() + std::chrono::seconds(10)));
+    } catch (const Error& error) {
+      throw InfrastructureError(
+          redacted(fmt::format("{}: cannot give it the group's password: {}; the end of its output:\n{}",
+                               describe(), error.what(), log_tail(10))));
+    }
   }
 }
 
@@ -431,11 +515,12 @@ std::optional<std::string> Server::ended_early() {
   if (!process_.running() && !process_.status()) return std::nullopt;  // never started
   std::optional<util::ExitStatus> status = process_.try_wait();
   if (!status) return std::nullopt;
-  return fmt::format("{} ended during the run ({}); the end of its output:\n{}", describe(),
-                     status->describe(), log_tail(10));
+  return redacted(fmt::format("{} ended during the run ({}); the end of its output:\n{}", describe(),
+                              status->describe(), log_tail(10)));
 }
 
 std::string Server::describe() const {
+  if (!address_.socket.empty()) return fmt::format("{} {}", name(), address_.socket.string());
   std::vector<std::string> ports;
   for (const auto& entry : placeholders_.ports) ports.push_back(fmt::format("127.0.0.1:{}", entry.second));
   if (ports.empty()) return name();
@@ -468,7 +553,17 @@ std::string Server::log_tail(std::size_t lines) const {
   in.seekg(start);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::string tail = util::tail_lines(text, lines);
-  return tail.empty() ? "(no output)" : tail;
+  return tail.empty() ? "(no output)" : redacted(std::move(tail));
+}
+
+std::string Server::redacted(std::string text) const {
+  return util::redact(std::move(text), {setup_.secret, setup_.inherited_secret});
+}
+
+std::string Server::where() const {
+  if (!address_.socket.empty()) return " on " + address_.socket.string();
+  if (placeholders_.ports.empty()) return {};
+  return fmt::format(" on 127.0.0.1:{}", placeholders_.ports.front().second);
 }
 
 }  // namespace testfleet::environments

@@ -4,6 +4,13 @@
 // That signal fires when the *thread* that forked the child exits, not the process, and groups are
 // provisioned from short-lived threads: every server is therefore forked by one SpawnThread that lives
 // as long as the backend.
+//
+// Every server has a secret of its own ({secret}), and only the group's variables carry it. A built-in
+// server is not ready until it demands that secret: Redis reads it from {dir}/redis.conf (mode 0600), and
+// readiness is an AUTH with it followed by PING; PostgreSQL starts with the run's template password, known
+// to testfleet alone, and is given the group's once it answers (native_postgres.hpp). A password is sent only
+// to a port known to be held by the server's own process group, never to whoever took the port in a race,
+// and every message a Server makes (log tails included) has its secrets masked.
 #pragma once
 
 #include <sys/types.h>
@@ -18,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -64,18 +72,32 @@ class SpawnThread {
   std::thread thread_;  // last: it starts running in the constructor
 };
 
+// Where a server listens: a TCP port of 127.0.0.1, or a Unix socket.
+struct ServerAddress {
+  std::uint16_t port = 0;
+  std::filesystem::path socket;  // when set, instead of the port
+  // "127.0.0.1:41234", or the socket's path
+  std::string text() const;
+};
+
+std::optional<util::StreamConnection> connect_to(const ServerAddress& address,
+                                                 util::Clock::time_point deadline, std::string* error);
+
 struct ProbeResult {
   bool ready = false;
   std::string detail;  // why not: "connection refused", "the database system is starting up"
+  bool final = false;  // asking again cannot help: the server refuses the credentials
 };
 
-ProbeResult probe_tcp(std::uint16_t port, util::Clock::time_point deadline);
+ProbeResult probe_tcp(const ServerAddress& address, util::Clock::time_point deadline);
 // A startup message of the PostgreSQL wire protocol (v3.0, user postgres): an authentication request or any
 // error but 57P03 "the database system is starting up" means the server accepts connections, as pg_isready
 // decides.
-ProbeResult probe_postgres(std::uint16_t port, util::Clock::time_point deadline);
-// PING: +PONG (or -NOAUTH, a server that wants a password) is ready; -LOADING is not yet.
-ProbeResult probe_redis(std::uint16_t port, util::Clock::time_point deadline);
+ProbeResult probe_postgres(const ServerAddress& address, util::Clock::time_point deadline);
+// Without a password, PING: +PONG (or -NOAUTH, a server that wants a password) is ready; -LOADING is not
+// yet. With one, AUTH then PING: ready on +OK and +PONG; an AUTH refused is final.
+ProbeResult probe_redis(const ServerAddress& address, util::Clock::time_point deadline,
+                        std::string_view password = {});
 
 // What a server needs from its group and its run.
 struct ServerSetup {
@@ -85,6 +107,10 @@ struct ServerSetup {
   std::filesystem::path log_file;  // the server's stdout and stderr
   int group = 0;
   std::string run_id;
+  std::string secret;  // {secret}
+  // PostgreSQL: the password its data directory came with (the template's), replaced by `secret` once the
+  // server answers.
+  std::string inherited_secret;
   ServerUser user;  // empty: ourselves
   SpawnThread* spawner = nullptr;
   RunStateFile* state = nullptr;  // may be null
@@ -99,12 +125,13 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Takes free ports and spawns the command. Throws InfrastructureError (program not startable) or
-  // UsageError (a bad placeholder).
+  // Takes free ports, writes the spec's files and spawns the command. Throws InfrastructureError (program
+  // not startable, a socket path too long) or UsageError (a bad placeholder).
   void start();
-  // Returns once the readiness check passes. Starts again on new ports when the server lost a port race
-  // ("Address already in use"). Throws InfrastructureError naming the service, its port, the reason and the
-  // tail of its log when it exits, times out, or `cancel` is set.
+  // Returns once the readiness check passes and the server wants the group's secret (see the top of this
+  // file). Starts again on new ports when the server lost a port race ("Address already in use"). Throws
+  // InfrastructureError naming the service, its port, the reason and the tail of its log when it exits,
+  // times out, refuses the secret, or `cancel` is set.
   void wait_ready(const std::atomic<bool>& cancel);
   // Stop signal, then TERM and KILL to its process group after the grace period, then whatever still works
   // in its directory. Safe to call twice. Returns what it could not stop.
@@ -115,16 +142,21 @@ class Server {
   std::optional<std::string> ended_early();
 
   const std::string& name() const { return setup_.spec->name; }
-  // "postgres 127.0.0.1:41234"
+  // "postgres 127.0.0.1:41234", "postgres /dev/shm/.../postgres/.s.PGSQL.5432"
   std::string describe() const;
+  const ServerAddress& address() const { return address_; }
   // The spec's variables with this server's ports filled in; empty before start().
   util::EnvVars variables() const;
   const std::vector<std::pair<std::string, std::uint16_t>>& ports() const { return placeholders_.ports; }
   pid_t pid() const { return process_.pid(); }
   bool running() const { return process_.running(); }
+  // With the secrets masked.
   std::string log_tail(std::size_t lines = 20) const;
 
  private:
+  std::string redacted(std::string text) const;
+  // " on 127.0.0.1:41234", or nothing for a server that listens nowhere.
+  std::string where() const;
   void spawn_on_new_ports();
   // What the server wrote since its latest start (the log is appended to across port-race restarts).
   std::string output_of_this_attempt() const;
@@ -134,6 +166,7 @@ class Server {
 
   ServerSetup setup_;
   Placeholders placeholders_;
+  ServerAddress address_;
   util::Process process_;
   pid_t registered_pid_ = -1;
   int attempts_ = 0;

@@ -36,6 +36,9 @@ std::string port_value(const Placeholders& values, std::string_view name) {
                                names.empty() ? "none" : util::join(names, ", ")));
 }
 
+// What {secret} becomes in a sample expansion: a command line that contains it has the secret in it.
+constexpr std::string_view kSampleSecret = "<the secret>";
+
 // Placeholders filled with stand-ins, to find typos while reading the configuration.
 Placeholders sample_placeholders(const std::vector<std::string>& ports) {
   Placeholders values;
@@ -44,7 +47,13 @@ Placeholders sample_placeholders(const std::vector<std::string>& ports) {
   values.dir = "/tmp/dir";
   values.group = 1;
   values.run_id = "run";
+  values.secret = std::string(kSampleSecret);
   return values;
+}
+
+bool mentions_secret(const std::vector<std::string>& argv) {
+  return std::any_of(argv.begin(), argv.end(),
+                     [](const std::string& word) { return word.find(kSampleSecret) != std::string::npos; });
 }
 
 ReadinessKind parse_readiness(const std::string& text, const std::string& origin) {
@@ -58,22 +67,33 @@ ReadinessKind parse_readiness(const std::string& text, const std::string& origin
 
 }  // namespace
 
-ServiceSpec postgres_service() {
+ListenMode parse_listen_mode(std::string_view text) {
+  if (text == "tcp") return ListenMode::kTcp;
+  if (text == "socket") return ListenMode::kSocket;
+  throw UsageError(fmt::format("--listen {}: expected tcp or socket", text));
+}
+
+ServiceSpec postgres_service(ListenMode listen) {
+  bool tcp = listen == ListenMode::kTcp;
   ServiceSpec spec;
   spec.name = "postgres";
   spec.kind = ServiceKind::kPostgres;
   // Durability settings off: the data dies with the group, and fsync is most of a test's database time.
-  // TCP only: a Unix socket path may not exceed 107 bytes, which a deep TMPDIR easily does. Dynamic shared
-  // memory in files of the data directory, not in /dev/shm: a server that is SIGKILLed leaves nothing there.
+  // Dynamic shared memory in files of the data directory, not in /dev/shm: a server that is SIGKILLed leaves
+  // nothing there. TCP without a socket: a Unix socket path may not exceed 107 bytes, which a deep TMPDIR
+  // easily does. A socket without TCP: the socket's name needs a port number, and nothing else shares the
+  // directory, so 5432 it is.
   spec.command = {"postgres",
                   "-D",
                   "{dir}/data",
                   "-p",
-                  "{port}",
+                  tcp ? "{port}" : "5432",
                   "-c",
-                  "unix_socket_directories=",
+                  tcp ? "unix_socket_directories=" : "unix_socket_directories={dir}",
                   "-c",
-                  "listen_addresses=127.0.0.1",
+                  tcp ? "listen_addresses=127.0.0.1" : "listen_addresses=",
+                  "-c",
+                  "unix_socket_permissions=0700",
                   "-c",
                   "fsync=off",
                   "-c",
@@ -83,36 +103,91 @@ ServiceSpec postgres_service() {
                   "-c",
                   "dynamic_shared_memory_type=mmap"};
   spec.readiness = ReadinessKind::kPostgres;
-  spec.variables = {
-      {"DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:{port}/postgres"},
-      {"PGHOST", "127.0.0.1"},
-      {"PGPORT", "{port}"},
-      {"PGUSER", "postgres"},
-      {"PGPASSWORD", "postgres"},
-      {"PGDATABASE", "postgres"},
-  };
+  if (tcp) {
+    spec.variables = {
+        {"DATABASE_URL", "postgres://postgres:{secret}@127.0.0.1:{port}/postgres"},
+        {"PGHOST", "127.0.0.1"},
+        {"PGPORT", "{port}"},
+    };
+  } else {
+    spec.ports = {};
+    spec.socket = "{dir}/.s.PGSQL.5432";
+    // libpq's form for a socket directory (psycopg2 hands it to libpq as it is).
+    spec.variables = {
+        {"DATABASE_URL", "postgres://postgres:{secret}@/postgres?host={dir}"},
+        {"PGHOST", "{dir}"},
+        {"PGPORT", "5432"},
+    };
+  }
+  spec.variables["PGUSER"] = "postgres";
+  spec.variables["PGPASSWORD"] = "{secret}";
+  spec.variables["PGDATABASE"] = "postgres";
   spec.stop_signal = SIGQUIT;
   spec.unprivileged = true;
   spec.package = "postgresql";
   return spec;
 }
 
-ServiceSpec redis_service() {
+ServiceSpec redis_service(ListenMode listen) {
+  bool tcp = listen == ListenMode::kTcp;
   ServiceSpec spec;
   spec.name = "redis";
   spec.kind = ServiceKind::kRedis;
-  spec.command = {"redis-server", "--port", "{port}", "--bind", "127.0.0.1",   "--save", "",
-                  "--appendonly", "no",     "--dir",  "{dir}",  "--daemonize", "no"};
+  // The settings go in a file, not on the command line, for the password's sake (see the top of the header).
+  spec.command = {"redis-server", "{dir}/redis.conf"};
+  std::string listening =
+      tcp ? "port {port}\nbind 127.0.0.1\n" : "port 0\nunixsocket \"{dir}/redis.sock\"\nunixsocketperm 700\n";
+  spec.files = {
+      {"redis.conf",
+       "# One group's Redis, written by testfleet; readable by the server's user alone, removed with "
+       "the group.\n" +
+           listening +
+           "requirepass {secret}\n"
+           "save \"\"\n"
+           "appendonly no\n"
+           "dir \"{dir}\"\n"
+           "daemonize no\n"}};
   spec.readiness = ReadinessKind::kRedis;
-  spec.variables = {{"REDIS_URL", "redis://127.0.0.1:{port}/0"}};
+  if (tcp) {
+    spec.variables = {{"REDIS_URL", "redis://:{secret}@127.0.0.1:{port}/0"}};
+  } else {
+    spec.ports = {};
+    spec.socket = "{dir}/redis.sock";
+    spec.variables = {{"REDIS_URL", "unix://:{secret}@{dir}/redis.sock?db=0"}};
+  }
   spec.package = "redis-server";
   return spec;
 }
 
-std::optional<ServiceSpec> builtin_service(std::string_view name) {
-  if (name == "postgres") return postgres_service();
-  if (name == "redis") return redis_service();
+std::optional<ServiceSpec> builtin_service(std::string_view name, ListenMode listen) {
+  if (name == "postgres") return postgres_service(listen);
+  if (name == "redis") return redis_service(listen);
   return std::nullopt;
+}
+
+ServiceSpec with_listen_mode(ServiceSpec spec, ListenMode listen) {
+  if (listen == ListenMode::kTcp || spec.kind == ServiceKind::kGeneric) return spec;
+  std::string_view kind = spec.kind == ServiceKind::kPostgres ? "postgres" : "redis";
+  ServiceSpec tcp = *builtin_service(kind, ListenMode::kTcp);
+  ServiceSpec socket = *builtin_service(kind, ListenMode::kSocket);
+  if (spec.command != tcp.command || spec.files != tcp.files) return spec;
+  bool own_variables = spec.variables != tcp.variables;
+  spec.command = socket.command;
+  spec.files = socket.files;
+  spec.ports = socket.ports;
+  spec.socket = socket.socket;
+  if (!own_variables) spec.variables = socket.variables;
+  Placeholders sample = sample_placeholders(spec.ports);
+  for (const auto& [name, value] : spec.variables) {
+    try {
+      expand_placeholders(value, sample);
+    } catch (const UsageError& error) {
+      throw UsageError(
+          fmt::format("service '{}' with --listen socket has no TCP port: variables: {} (its socket is {})",
+                      spec.name, error.what(), spec.socket));
+    }
+  }
+  return spec;
 }
 
 std::string_view describe(ReadinessKind kind) {
@@ -187,10 +262,12 @@ std::string expand_placeholders(std::string_view text, const Placeholders& value
       out += std::to_string(values.group);
     } else if (head == "run_id") {
       out += values.run_id;
+    } else if (head == "secret") {
+      out += values.secret;
     } else {
       throw UsageError(fmt::format(
           "unknown placeholder {{{}}} in '{}' (known: {{port}}, {{port:NAME}}, {{dir}}, {{host}}, {{group}}, "
-          "{{run_id}}; write {{{{ for a literal brace)",
+          "{{run_id}}, {{secret}}; write {{{{ for a literal brace)",
           inner, text));
     }
     i = close + 1;
@@ -267,13 +344,20 @@ ServiceSpec service_from_config(const ServiceConfig& config) {
 
   // Expanding every template once with stand-in values finds unknown placeholders before any server starts.
   Placeholders sample = sample_placeholders(spec.ports);
+  bool secret_on_command_line = false;
   try {
-    expand_placeholders(spec.command, sample);
-    expand_placeholders(spec.ready_command, sample);
+    secret_on_command_line = mentions_secret(expand_placeholders(spec.command, sample)) ||
+                             mentions_secret(expand_placeholders(spec.ready_command, sample));
     for (const auto& [name, value] : spec.variables) expand_placeholders(value, sample);
     for (const auto& [name, value] : spec.environment) expand_placeholders(value, sample);
   } catch (const UsageError& error) {
     fail(error.what());
+  }
+  if (secret_on_command_line) {
+    fail(
+        "{secret} in a command line, which every user of the machine can read (/proc/PID/cmdline); give it "
+        "to the server through its environment instead, e.g. environment = { PASSWORD = \"{secret}\" }, "
+        "and to a ready-command through the exported variables");
   }
   return spec;
 }
@@ -284,6 +368,10 @@ void check_services(const std::vector<ServiceSpec>& services) {
   for (const ServiceSpec& spec : services) {
     if (!names.insert(spec.name).second)
       throw UsageError(fmt::format("service '{}' is given twice", spec.name));
+    for (const auto& [file, content] : spec.files) {
+      if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos)
+        throw UsageError(fmt::format("service '{}': file '{}' must be a plain file name", spec.name, file));
+    }
     for (const auto& [variable, value] : spec.variables) {
       auto [it, inserted] = exported_by.emplace(variable, spec.name);
       if (!inserted) {

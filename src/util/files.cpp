@@ -84,6 +84,33 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   }
 }
 
+void write_private_file(const std::filesystem::path& path, std::string_view content,
+                        std::optional<uid_t> owner, std::optional<gid_t> group) {
+  auto fail = [&path](const char* step) {
+    throw InfrastructureError(
+        fmt::format("cannot write {}: {} failed: {}", path.string(), step, std::strerror(errno)));
+  };
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail("unlink");
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) fail("open");
+  // Closed on every way out, the error paths included.
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if ((owner || group) &&
+      ::fchown(fd, owner.value_or(static_cast<uid_t>(-1)), group.value_or(static_cast<gid_t>(-1))) != 0) {
+    fail("chown");
+  }
+  std::size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("write");
+    done += static_cast<std::size_t>(n);
+  }
+}
+
 std::filesystem::path default_temp_parent() {
   const char* tmpdir = std::getenv("TMPDIR");
   if (tmpdir != nullptr && *tmpdir != '\0') return tmpdir;

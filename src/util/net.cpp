@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -442,11 +443,11 @@ std::uint16_t find_free_port() {
   throw InfrastructureError("cannot find a free TCP port on 127.0.0.1");
 }
 
-TcpConnection::~TcpConnection() {
+StreamConnection::~StreamConnection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-TcpConnection& TcpConnection::operator=(TcpConnection&& other) noexcept {
+StreamConnection& StreamConnection::operator=(StreamConnection&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
@@ -454,7 +455,7 @@ TcpConnection& TcpConnection::operator=(TcpConnection&& other) noexcept {
   return *this;
 }
 
-bool TcpConnection::send_all(std::string_view data, Clock::time_point deadline, std::string* error) {
+bool StreamConnection::send_all(std::string_view data, Clock::time_point deadline, std::string* error) {
   while (!data.empty()) {
     ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -475,7 +476,7 @@ bool TcpConnection::send_all(std::string_view data, Clock::time_point deadline, 
   return true;
 }
 
-bool TcpConnection::receive_some(std::string& out, Clock::time_point deadline, std::string* error) {
+bool StreamConnection::receive_some(std::string& out, Clock::time_point deadline, std::string* error) {
   char buffer[4096];
   while (true) {
     ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
@@ -499,13 +500,13 @@ bool TcpConnection::receive_some(std::string& out, Clock::time_point deadline, s
   }
 }
 
-std::optional<TcpConnection> tcp_connect(const IpAddress& address, std::uint16_t port,
-                                         Clock::time_point deadline, std::string* error) {
-  auto fail = [&](int err) -> std::optional<TcpConnection> {
+std::optional<StreamConnection> tcp_connect(const IpAddress& address, std::uint16_t port,
+                                            Clock::time_point deadline, std::string* error) {
+  auto fail = [&](int err) -> std::optional<StreamConnection> {
     if (error) *error = lower(std::strerror(err));
     return std::nullopt;
   };
-  TcpConnection connection(::socket(address.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  StreamConnection connection(::socket(address.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (connection.fd() < 0) return fail(errno);
   sockaddr_storage storage;
   socklen_t length = to_sockaddr(address, port, &storage);
@@ -520,6 +521,38 @@ std::optional<TcpConnection> tcp_connect(const IpAddress& address, std::uint16_t
   if (::getsockopt(connection.fd(), SOL_SOCKET, SO_ERROR, &so_error, &so_length) != 0) return fail(errno);
   if (so_error != 0) return fail(so_error);
   return connection;
+}
+
+std::optional<StreamConnection> unix_connect(const std::filesystem::path& path, Clock::time_point deadline,
+                                             std::string* error) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string& text = path.native();
+  if (text.size() >= sizeof address.sun_path) {
+    if (error) {
+      *error = fmt::format("{} is {} bytes, longer than the {} a Unix socket's path may be", text,
+                           text.size(), sizeof address.sun_path - 1);
+    }
+    return std::nullopt;
+  }
+  std::memcpy(address.sun_path, text.c_str(), text.size() + 1);
+  StreamConnection connection(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (connection.fd() < 0) {
+    if (error) *error = lower(std::strerror(errno));
+    return std::nullopt;
+  }
+  while (true) {
+    if (::connect(connection.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0)
+      return connection;
+    if (errno == EINTR) continue;
+    // A full backlog: the server is there but busy; wait for the socket, as for a TCP connect.
+    if (errno == EAGAIN && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (error) *error = lower(std::strerror(errno));
+    return std::nullopt;
+  }
 }
 
 Resolution resolve_host(std::string_view host_text, const ResolverConfig& config) {

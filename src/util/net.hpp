@@ -1,5 +1,5 @@
-// TCP plumbing for services and `testfleet wait`: free ports, connects with deadlines, waiting for a port
-// to open, and name resolution that works in a fully static binary.
+// TCP plumbing for services and `testfleet wait`: free ports, connects with deadlines (to TCP ports and to
+// Unix sockets), waiting for a port to open, and name resolution that works in a fully static binary.
 //
 // A static glibc cannot load NSS modules, so getaddrinfo() there fails (or worse, loads a libnss of another
 // glibc). resolve_host() therefore does what a container's resolver needs by itself: numeric addresses,
@@ -53,16 +53,16 @@ struct IpAddress {
 // Throws InfrastructureError when no socket can be bound.
 std::uint16_t find_free_port();
 
-// A connected TCP socket; closed when the object dies.
-class TcpConnection {
+// A connected stream socket, TCP or Unix; closed when the object dies.
+class StreamConnection {
  public:
-  TcpConnection() = default;
-  explicit TcpConnection(int fd) : fd_(fd) {}
-  ~TcpConnection();
-  TcpConnection(TcpConnection&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  TcpConnection& operator=(TcpConnection&& other) noexcept;
-  TcpConnection(const TcpConnection&) = delete;
-  TcpConnection& operator=(const TcpConnection&) = delete;
+  StreamConnection() = default;
+  explicit StreamConnection(int fd) : fd_(fd) {}
+  ~StreamConnection();
+  StreamConnection(StreamConnection&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  StreamConnection& operator=(StreamConnection&& other) noexcept;
+  StreamConnection(const StreamConnection&) = delete;
+  StreamConnection& operator=(const StreamConnection&) = delete;
 
   int fd() const { return fd_; }
   // Both return false (with `error` set) on failure or when the deadline passes.
@@ -76,8 +76,13 @@ class TcpConnection {
 
 // Connects to address:port; nothing (with `error` set to the reason, "connection refused") when it
 // cannot before the deadline.
-std::optional<TcpConnection> tcp_connect(const IpAddress& address, std::uint16_t port,
-                                         Clock::time_point deadline, std::string* error);
+std::optional<StreamConnection> tcp_connect(const IpAddress& address, std::uint16_t port,
+                                            Clock::time_point deadline, std::string* error);
+
+// Connects to the Unix socket at `path`; nothing (with `error` set: "no such file or directory",
+// "connection refused", a path too long for a socket) when it cannot.
+std::optional<StreamConnection> unix_connect(const std::filesystem::path& path, Clock::time_point deadline,
+                                             std::string* error);
 
 struct ResolverConfig {
   std::filesystem::path hosts_file = "/etc/hosts";

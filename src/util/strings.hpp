@@ -31,7 +31,9 @@ std::string tail_lines(std::string_view text, std::size_t max_lines);
 // "1.2s", "3m04s", "1h02m".
 std::string format_duration(double seconds);
 
-// RFC 4648 base64 (padding optional); nothing when `text` holds anything else.
+// Base64 with padding (RFC 4648 section 4), as SCRAM writes salts, proofs and keys.
+std::string base64_encode(std::string_view bytes);
+// Nothing when `text` is not padded base64.
 std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace testfleet::util

@@ -71,11 +71,11 @@ def matrix(testfleet, work_root):
                   ["-n", "4", "--timeout", str(GROUP_TIMEOUT), "--kill-grace", "5", "--max-worker-restarts", "0"])
     scenarios.append(lo.Scenario("crash", *crash, actions=[
         ({"group-1.waiting"}, lambda sc: lo.sigkill_group(sc.run_id, 1))]))
-    # Group 1's Redis never answers (the configuration's own command for it sleeps); group 2's is killed.
+    # Group 1's Redis never answers (the configuration's own command for it sleeps); group 2's is killed. The
+    # others read the configuration testfleet writes for them, their password with it.
     never_ready = (
         '[services.redis]\n'
-        'command = ["/bin/sh", "-c", "if [ {group} = 1 ]; then exec sleep 600; fi; exec redis-server --port {port} '
-        '--bind 127.0.0.1 --save \\"\\" --appendonly no --dir {dir}"]\n'
+        'command = ["/bin/sh", "-c", "if [ {group} = 1 ]; then exec sleep 600; fi; exec redis-server {dir}/redis.conf"]\n'
         'ready-timeout = 5\n')
     servers = start(testfleet, fresh(work_root, "servers"), {2: "sidecar-dies"}, ["-n", "3"],
                     config=never_ready)

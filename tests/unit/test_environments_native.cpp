@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,14 +13,17 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "environments/native_backend.hpp"
 #include "environments/native_postgres.hpp"
+#include "environments/native_postgres_session.hpp"
 #include "environments/native_state.hpp"
 #include "util/error.hpp"
 #include "util/files.hpp"
 #include "util/net.hpp"
+#include "util/secrets.hpp"
 #include "util/strings.hpp"
 
 using namespace testfleet;
@@ -95,12 +99,99 @@ std::string sql(const util::EnvVars& variables, const std::string& statement) {
   return std::string(util::trim(result.output));
 }
 
-std::string redis(const util::EnvVars& variables, const std::vector<std::string>& command) {
-  std::vector<std::string> argv = {"redis-cli", "-u", variables.at("REDIS_URL")};
+// A REDIS_URL's parts: redis://:PASSWORD@127.0.0.1:PORT/0 or unix://:PASSWORD@PATH?db=0.
+struct RedisUrl {
+  std::string password;
+  std::string port;
+  std::string socket;
+};
+
+RedisUrl parse_redis_url(const std::string& url) {
+  RedisUrl parts;
+  std::size_t at = url.find('@');
+  std::size_t colon = url.find("://:");
+  if (at == std::string::npos || colon == std::string::npos) return parts;
+  parts.password = url.substr(colon + 4, at - colon - 4);
+  std::string rest = url.substr(at + 1);
+  if (util::starts_with(url, "unix://")) {
+    parts.socket = rest.substr(0, rest.find('?'));
+  } else {
+    parts.port = rest.substr(rest.find(':') + 1, rest.find('/') - rest.find(':') - 1);
+  }
+  return parts;
+}
+
+// redis-cli at the server of `url` with `password` (from the environment, REDISCLI_AUTH: not on its command
+// line), empty: none.
+util::CommandResult redis_as(const std::string& url, const std::string& password,
+                             const std::vector<std::string>& command) {
+  RedisUrl parts = parse_redis_url(url);
+  std::vector<std::string> argv = {"redis-cli", "--no-auth-warning"};
+  if (parts.socket.empty()) {
+    argv.insert(argv.end(), {"-h", "127.0.0.1", "-p", parts.port});
+  } else {
+    argv.insert(argv.end(), {"-s", parts.socket});
+  }
   argv.insert(argv.end(), command.begin(), command.end());
-  util::CommandResult result = run_with(argv, {});
+  util::EnvVars env;
+  if (!password.empty()) env["REDISCLI_AUTH"] = password;
+  return run_with(argv, env);
+}
+
+std::string redis(const util::EnvVars& variables, const std::vector<std::string>& command) {
+  const std::string& url = variables.at("REDIS_URL");
+  util::CommandResult result = redis_as(url, parse_redis_url(url).password, command);
   EXPECT_TRUE(result.status.success()) << result.output;
   return std::string(util::trim(result.output));
+}
+
+// psql as the group whose variables these are, but with `password` (empty: none) and no ~/.pgpass.
+util::CommandResult psql_with_password(util::EnvVars variables, const std::string& password) {
+  variables["PGPASSWORD"] = password;
+  variables["PGPASSFILE"] = "/nonexistent/pgpass";
+  variables["PGCONNECT_TIMEOUT"] = "10";
+  return run_with({psql(), "-X", "-A", "-t", "-c", "SELECT 1"}, variables);
+}
+
+// Whether a process holds a listening TCP socket (IPv4 or IPv6): /proc/net/tcp's LISTEN inodes among its fds.
+bool listens_on_tcp(pid_t pid) {
+  std::set<std::string> listening;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      if (fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+              inode &&
+          state == "0A")
+        listening.insert("socket:[" + inode + "]");
+    }
+  }
+  for (const auto& fd : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) {
+    std::error_code ec;
+    if (listening.count(std::filesystem::read_symlink(fd.path(), ec).string()) != 0) return true;
+  }
+  return false;
+}
+
+// The regular files under `dir` whose content holds `needle`.
+std::vector<std::filesystem::path> files_containing(const std::filesystem::path& dir,
+                                                    const std::string& needle) {
+  std::vector<std::filesystem::path> found;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file() && util::read_file(entry.path()).find(needle) != std::string::npos)
+      found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+unsigned mode_of(const std::filesystem::path& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
 }
 
 GroupSlot slot(int index, int count, const std::string& run_id) {
@@ -197,15 +288,21 @@ TEST_F(NativeBackendTest, TwoGroupsGetTheirOwnPostgresAndRedis) {
        {"DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "REDIS_URL"}) {
     EXPECT_EQ(one.count(name), 1u) << name;
   }
+  EXPECT_EQ(one["PGPASSWORD"].size(), 64u);
   EXPECT_EQ(one["DATABASE_URL"],
-            fmt::format("postgres://postgres:postgres@127.0.0.1:{}/postgres", one["PGPORT"]));
+            fmt::format("postgres://postgres:{}@127.0.0.1:{}/postgres", one["PGPASSWORD"], one["PGPORT"]));
   EXPECT_EQ(one["PGHOST"], "127.0.0.1");
   EXPECT_NE(one["PGPORT"], two["PGPORT"]);
   EXPECT_NE(one["REDIS_URL"], two["REDIS_URL"]);
-  EXPECT_TRUE(util::starts_with(one["REDIS_URL"], "redis://127.0.0.1:"));
+  RedisUrl redis_one = parse_redis_url(one["REDIS_URL"]);
+  EXPECT_EQ(one["REDIS_URL"], fmt::format("redis://:{}@127.0.0.1:{}/0", redis_one.password, redis_one.port));
+  // Each server of each group its own secret, and the environment names them all.
+  std::set<std::string> secrets = {one["PGPASSWORD"], redis_one.password, two["PGPASSWORD"],
+                                   parse_redis_url(two["REDIS_URL"]).password};
+  EXPECT_EQ(secrets.size(), 4u);
+  EXPECT_EQ(environments[0]->secrets(), (std::vector<std::string>{one["PGPASSWORD"], redis_one.password}));
   EXPECT_EQ(environments[0]->describe(),
-            fmt::format("postgres 127.0.0.1:{}, redis {}", one["PGPORT"],
-                        one["REDIS_URL"].substr(8, one["REDIS_URL"].size() - 10)));
+            fmt::format("postgres 127.0.0.1:{}, redis 127.0.0.1:{}", one["PGPORT"], redis_one.port));
 
   // Different servers: what one group writes, the other does not see.
   sql(one, "CREATE TABLE marker (group_index int); INSERT INTO marker VALUES (1)");
@@ -260,6 +357,226 @@ TEST_F(NativeBackendTest, TwoGroupsGetTheirOwnPostgresAndRedis) {
   EXPECT_FALSE(std::filesystem::exists(run_dir));
   EXPECT_FALSE(std::filesystem::exists(temp_.path() / "state" / "runs" / "two-groups.json"));
   EXPECT_EQ(leftovers(), std::vector<std::filesystem::path>{});
+}
+
+// The promise for the built-ins: a group reaches its own servers with its own variables; without the
+// secret, with another group's or with a guess, both servers refuse; and the secrets are in no file but the
+// Redis configuration (mode 0600) and on no command line.
+TEST_F(NativeBackendTest, EachGroupsServersLetInThatGroupAlone) {
+  std::unique_ptr<Backend> backend =
+      make_native_backend(options({postgres_service(), redis_service()}, "own-credentials"));
+  backend->prepare(cancel_);
+  std::vector<std::unique_ptr<Environment>> environments;
+  for (int index = 1; index <= 2; ++index) {
+    environments.push_back(backend->create(slot(index, 2, "own-credentials")));
+    environments.back()->provision(cancel_);
+  }
+  util::EnvVars one = environments[0]->variables();
+  util::EnvVars two = environments[1]->variables();
+  std::string redis_one = parse_redis_url(one["REDIS_URL"]).password;
+  std::string redis_two = parse_redis_url(two["REDIS_URL"]).password;
+
+  EXPECT_EQ(sql(one, "SELECT current_user"), "postgres");
+  EXPECT_EQ(redis(one, {"PING"}), "PONG");
+  for (const std::string& password : {std::string(), two["PGPASSWORD"], redis_one, util::random_secret()}) {
+    util::CommandResult refused = psql_with_password(one, password);
+    EXPECT_FALSE(refused.status.success()) << refused.output;
+    EXPECT_TRUE(refused.output.find("password authentication failed for user \"postgres\"") !=
+                    std::string::npos ||
+                refused.output.find("no password supplied") != std::string::npos)
+        << refused.output;
+  }
+  EXPECT_NE(redis_as(one["REDIS_URL"], "", {"GET", "x"}).output.find("NOAUTH"), std::string::npos);
+  for (const std::string& password : {redis_two, one["PGPASSWORD"], util::random_secret()}) {
+    util::CommandResult refused = redis_as(one["REDIS_URL"], password, {"GET", "x"});
+    EXPECT_NE(refused.output.find("WRONGPASS"), std::string::npos) << refused.output;
+  }
+
+  RunFiles state = read_state(temp_.path() / "state", "own-credentials");
+  std::filesystem::path run_dir = state.dirs[0];
+  std::vector<std::string> secrets = {one["PGPASSWORD"], redis_one, two["PGPASSWORD"], redis_two};
+  for (pid_t pid : state.pids) {
+    std::string command_line = util::read_file(fmt::format("/proc/{}/cmdline", pid));
+    for (const std::string& secret : secrets) EXPECT_EQ(command_line.find(secret), std::string::npos) << pid;
+  }
+  // PostgreSQL keeps a SCRAM verifier, never the password: not in its data, not in its log.
+  for (const std::string& secret : {one["PGPASSWORD"], two["PGPASSWORD"]})
+    EXPECT_EQ(files_containing(run_dir, secret), std::vector<std::filesystem::path>{});
+  for (const std::string& secret : {redis_one, redis_two}) {
+    std::vector<std::filesystem::path> found = files_containing(run_dir, secret);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].filename(), "redis.conf");
+    EXPECT_EQ(mode_of(found[0]), 0600u);
+    EXPECT_EQ(mode_of(found[0].parent_path()), 0700u);
+  }
+  // The template asks everyone for a password and its password file is gone.
+  std::string hba = util::read_file(run_dir / "template-postgres" / "pg_hba.conf");
+  EXPECT_EQ(hba.find("trust"), std::string::npos) << hba;
+  EXPECT_NE(hba.find("host  all all 127.0.0.1/32 scram-sha-256"), std::string::npos) << hba;
+  EXPECT_FALSE(std::filesystem::exists(run_dir / "template-postgres.password"));
+
+  std::vector<std::filesystem::path> redis_confs;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(run_dir)) {
+    if (entry.path().filename() == "redis.conf") redis_confs.push_back(entry.path());
+  }
+  EXPECT_EQ(redis_confs.size(), 2u);
+  for (std::unique_ptr<Environment>& environment : environments) {
+    EXPECT_EQ(environment->teardown(), std::vector<std::string>{});
+  }
+  // The credential files went with their groups; the secrets stay known for masking.
+  for (const std::filesystem::path& conf : redis_confs) EXPECT_FALSE(std::filesystem::exists(conf)) << conf;
+  EXPECT_EQ(environments[1]->secrets(), (std::vector<std::string>{two["PGPASSWORD"], redis_two}));
+  EXPECT_EQ(backend->finish(), std::vector<std::string>{});
+}
+
+TEST_F(NativeBackendTest, PostgresPasswordIsHandedOverAndTheOldOneStopsWorking) {
+  std::unique_ptr<Backend> backend = make_native_backend(options({postgres_service()}, "hand-over"));
+  backend->prepare(cancel_);
+  std::unique_ptr<Environment> environment = backend->create(slot(1, 1, "hand-over"));
+  environment->provision(cancel_);
+  util::EnvVars variables = environment->variables();
+  ServerAddress address{static_cast<std::uint16_t>(std::stoi(variables["PGPORT"])), {}};
+  util::Clock::time_point deadline = util::Clock::now() + 30s;
+  std::string next = util::random_secret();
+  replace_postgres_password(address, variables["PGPASSWORD"], next, deadline);
+
+  EXPECT_FALSE(psql_with_password(variables, variables["PGPASSWORD"]).status.success());
+  EXPECT_TRUE(psql_with_password(variables, next).status.success());
+  try {
+    PostgresSession::open(address, "postgres", variables["PGPASSWORD"], "postgres", deadline);
+    ADD_FAILURE() << "logged in with the replaced password";
+  } catch (const InfrastructureError& error) {
+    EXPECT_NE(std::string(error.what()).find("password authentication failed for user \"postgres\" (28P01)"),
+              std::string::npos)
+        << error.what();
+  }
+  // A failed statement names the server's reason, not the statement, and the session goes on.
+  PostgresSession session = PostgresSession::open(address, "postgres", next, "postgres", deadline);
+  try {
+    session.execute("SELECT no_such_column");
+    ADD_FAILURE() << "a bad statement ran";
+  } catch (const InfrastructureError& error) {
+    EXPECT_NE(std::string(error.what()).find("(42703)"), std::string::npos) << error.what();
+    EXPECT_EQ(std::string(error.what()).find("SELECT"), std::string::npos) << error.what();
+  }
+  EXPECT_NO_THROW(session.execute("CREATE TABLE after_an_error (x int)"));
+  EXPECT_EQ(sql(util::EnvVars{{"PGHOST", "127.0.0.1"},
+                              {"PGPORT", variables["PGPORT"]},
+                              {"PGUSER", "postgres"},
+                              {"PGPASSWORD", next},
+                              {"PGDATABASE", "postgres"}},
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'after_an_error'"),
+            "1");
+  // The verifier it stores is the one we computed: the password itself never reached the server.
+  EXPECT_TRUE(util::starts_with(sql(util::EnvVars{{"PGHOST", "127.0.0.1"},
+                                                  {"PGPORT", variables["PGPORT"]},
+                                                  {"PGUSER", "postgres"},
+                                                  {"PGPASSWORD", next},
+                                                  {"PGDATABASE", "postgres"}},
+                                    "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'"),
+                                "SCRAM-SHA-256$4096:"));
+  EXPECT_EQ(environment->teardown(), std::vector<std::string>{});
+}
+
+TEST_F(NativeBackendTest, SocketsOnlyWithListenSocket) {
+  NativeOptions o = options({postgres_service(), redis_service()}, "sockets");
+  o.listen = ListenMode::kSocket;
+  std::unique_ptr<Backend> backend = make_native_backend(o);
+  backend->prepare(cancel_);
+  std::unique_ptr<Environment> environment = backend->create(slot(1, 1, "sockets"));
+  environment->provision(cancel_);
+  util::EnvVars variables = environment->variables();
+  RunFiles state = read_state(temp_.path() / "state", "sockets");
+  std::filesystem::path pg_dir = variables["PGHOST"];
+  EXPECT_TRUE(util::starts_with(pg_dir.string(), state.dirs[0].string())) << pg_dir;
+  EXPECT_EQ(variables["PGPORT"], "5432");
+  EXPECT_EQ(variables["DATABASE_URL"], fmt::format("postgres://postgres:{}@/postgres?host={}",
+                                                   variables["PGPASSWORD"], pg_dir.string()));
+  RedisUrl redis_url = parse_redis_url(variables["REDIS_URL"]);
+  EXPECT_EQ(variables["REDIS_URL"], fmt::format("unix://:{}@{}?db=0", redis_url.password, redis_url.socket));
+  EXPECT_EQ(environment->describe(),
+            fmt::format("postgres {}/.s.PGSQL.5432, redis {}", pg_dir.string(), redis_url.socket));
+
+  EXPECT_EQ(sql(variables, "SELECT current_user"), "postgres");
+  EXPECT_EQ(sql(variables, "SELECT inet_server_port() IS NULL"), "t");  // a socket connection
+  EXPECT_EQ(redis(variables, {"PING"}), "PONG");
+  EXPECT_FALSE(psql_with_password(variables, "").status.success());
+  EXPECT_NE(redis_as(variables["REDIS_URL"], "", {"PING"}).output.find("NOAUTH"), std::string::npos);
+  // Private directories, and not a single TCP port.
+  EXPECT_EQ(mode_of(pg_dir), 0700u);
+  EXPECT_EQ(mode_of(std::filesystem::path(redis_url.socket).parent_path()), 0700u);
+  ASSERT_EQ(state.pids.size(), 2u);
+  for (pid_t pid : state.pids) EXPECT_FALSE(listens_on_tcp(pid)) << pid;
+  EXPECT_EQ(environment->teardown(), std::vector<std::string>{});
+  EXPECT_EQ(backend->finish(), std::vector<std::string>{});
+}
+
+TEST_F(NativeBackendTest, ASocketPathTooLongIsNamed) {
+  std::filesystem::path deep = temp_.path() / std::string(90, 'd');
+  std::filesystem::create_directory(deep);
+  NativeOptions o = options({redis_service()}, "deep");
+  o.temp_parent = deep;
+  o.listen = ListenMode::kSocket;
+  std::unique_ptr<Backend> backend = make_native_backend(o);
+  backend->prepare(cancel_);
+  std::unique_ptr<Environment> environment = backend->create(slot(1, 1, "deep"));
+  std::string message = failure_of(*environment, cancel_);
+  EXPECT_TRUE(util::starts_with(message, "redis: its socket " + deep.string())) << message;
+  EXPECT_NE(message.find("longer than the 107 a Unix socket's path may be"), std::string::npos) << message;
+  EXPECT_NE(message.find("TESTFLEET_SERVER_DIR"), std::string::npos) << message;
+}
+
+// A Redis of the configuration's own that ignores the password testfleet wrote for it would let anyone in:
+// provisioning fails at once and says how to fix it.
+TEST_F(NativeBackendTest, ARedisWithoutThePasswordIsRefused) {
+  ServiceConfig config;
+  config.name = "redis";
+  config.command = util::split_command_line("redis-server --port {port} --bind 127.0.0.1 --save ''");
+  std::unique_ptr<Backend> backend =
+      make_native_backend(options({service_from_config(config)}, "open-redis"));
+  backend->prepare(cancel_);
+  std::unique_ptr<Environment> environment = backend->create(slot(1, 1, "open-redis"));
+  std::string message = failure_of(*environment, cancel_);
+  EXPECT_TRUE(util::starts_with(message, "redis 127.0.0.1:")) << message;
+  EXPECT_NE(
+      message.find("refuses the group's password (AUTH answered -ERR AUTH <password> called without any "
+                   "password configured"),
+      std::string::npos)
+      << message;
+  EXPECT_NE(message.find("e.g. command = [\"redis-server\", \"{dir}/redis.conf\"]"), std::string::npos)
+      << message;
+  EXPECT_TRUE(read_state(temp_.path() / "state", "open-redis").pids.empty());
+}
+
+// {secret} for a service of the configuration's own: through the server's environment, never its command
+// line.
+TEST_F(NativeBackendTest, GenericServicesGetASecretOfTheirOwn) {
+  ServiceConfig config;
+  config.name = "web";
+  config.command = util::split_command_line("python3 -m http.server {port} --bind {host} --directory {dir}");
+  config.variables = std::map<std::string, std::string>{{"WEB_TOKEN", "{secret}"}};
+  config.environment = {{"TOKEN", "{secret}"}};
+  std::unique_ptr<Backend> backend =
+      make_native_backend(options({service_from_config(config)}, "web-secret"));
+  backend->prepare(cancel_);
+  std::vector<std::unique_ptr<Environment>> environments;
+  std::vector<std::string> tokens;
+  for (int index = 1; index <= 2; ++index) {
+    environments.push_back(backend->create(slot(index, 2, "web-secret")));
+    environments.back()->provision(cancel_);
+    tokens.push_back(environments.back()->variables()["WEB_TOKEN"]);
+    EXPECT_EQ(tokens.back().size(), 64u);
+    EXPECT_EQ(environments.back()->secrets(), std::vector<std::string>{tokens.back()});
+  }
+  EXPECT_NE(tokens[0], tokens[1]);
+  RunFiles state = read_state(temp_.path() / "state", "web-secret");
+  ASSERT_EQ(state.pids.size(), 2u);
+  std::string environment_block = util::read_file(fmt::format("/proc/{}/environ", state.pids[0]));
+  std::string cmdline = util::read_file(fmt::format("/proc/{}/cmdline", state.pids[0]));
+  EXPECT_NE(environment_block.find(std::string("\0TOKEN=", 7) + tokens[0] + std::string(1, '\0')),
+            std::string::npos);
+  EXPECT_EQ(cmdline.find(tokens[0]), std::string::npos);
+  for (std::unique_ptr<Environment>& environment : environments) environment->teardown();
 }
 
 TEST_F(NativeBackendTest, LaterGroupsAreFast) {
@@ -360,7 +677,7 @@ TEST_F(NativeBackendTest, GenericServiceFromConfiguration) {
   // A real HTTP request to the group's server.
   util::Clock::time_point deadline = util::Clock::now() + 5s;
   std::string error;
-  std::optional<util::TcpConnection> connection =
+  std::optional<util::StreamConnection> connection =
       util::tcp_connect(*util::IpAddress::parse("127.0.0.1"), endpoint.port, deadline, &error);
   ASSERT_TRUE(connection) << error;
   ASSERT_TRUE(connection->send_all("GET / HTTP/1.0\r\n\r\n", deadline, &error)) << error;
@@ -460,7 +777,7 @@ TEST_F(NativeBackendTest, LostPortRaceStartsAgainOnAnotherPort) {
   // The server answers on its new port: an HTTP server, not the thief that only listens.
   util::Clock::time_point deadline = util::Clock::now() + 5s;
   std::string error;
-  std::optional<util::TcpConnection> connection =
+  std::optional<util::StreamConnection> connection =
       util::tcp_connect(*util::IpAddress::parse("127.0.0.1"), port, deadline, &error);
   ASSERT_TRUE(connection) << error;
   ASSERT_TRUE(connection->send_all("GET / HTTP/1.0\r\n\r\n", deadline, &error)) << error;
@@ -587,6 +904,13 @@ TEST_F(NativeBackendTest, ServersDieWithAKilledTestfleetAndCleanRemovesTheRest) 
     EXPECT_FALSE(process_alive(pid)) << "server " << pid << " outlived its testfleet";
   }
   ASSERT_TRUE(std::filesystem::exists(state.dirs[0]));
+  // Left behind until clean: the Redis password, in a file only its owner can read.
+  std::vector<std::filesystem::path> credentials;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(state.dirs[0])) {
+    if (entry.path().filename() == "redis.conf") credentials.push_back(entry.path());
+  }
+  ASSERT_EQ(credentials.size(), 1u);
+  EXPECT_EQ(mode_of(credentials[0]), 0600u);
 
   std::vector<CleanedRun> cleaned = clean_native_leftovers(temp_.path() / "state");
   ASSERT_EQ(cleaned.size(), 1u);
@@ -596,6 +920,7 @@ TEST_F(NativeBackendTest, ServersDieWithAKilledTestfleetAndCleanRemovesTheRest) 
       std::find(cleaned[0].removed.begin(), cleaned[0].removed.end(), "removed " + state.dirs[0].string()),
       cleaned[0].removed.end());
   EXPECT_FALSE(std::filesystem::exists(state.dirs[0]));
+  EXPECT_FALSE(std::filesystem::exists(credentials[0]));
   EXPECT_FALSE(std::filesystem::exists(temp_.path() / "state" / "runs" / "killed.json"));
   EXPECT_TRUE(clean_native_leftovers(temp_.path() / "state").empty());
 }

@@ -1,5 +1,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -41,6 +43,36 @@ TEST(ReadFileTest, ErrorsNameThePath) {
     FAIL() << "a directory was read";
   } catch (const UsageError& error) {
     EXPECT_THAT(error.what(), HasSubstr("it is a directory"));
+  }
+}
+
+TEST(WritePrivateFileTest, OwnerOnlyFromTheStartReplacingWhatWasThereNeverThroughASymlink) {
+  TempDir dir("files-test-");
+  std::filesystem::path path = dir.path() / "redis.conf";
+  std::ofstream(path) << "old, world-readable\n";
+  std::filesystem::permissions(path, std::filesystem::perms::all);
+  write_private_file(path, "requirepass x\n");
+  EXPECT_EQ(read_file(path), "requirepass x\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+
+  // A symlink planted where the file goes is replaced, not written through.
+  std::filesystem::path target = dir.path() / "elsewhere";
+  std::ofstream(target) << "untouched";
+  std::filesystem::remove(path);
+  std::filesystem::create_symlink(target, path);
+  write_private_file(path, "secret");
+  EXPECT_FALSE(std::filesystem::is_symlink(path));
+  EXPECT_EQ(read_file(target), "untouched");
+  EXPECT_EQ(read_file(path), "secret");
+
+  try {
+    write_private_file(dir.path() / "no" / "such" / "dir", "x");
+    FAIL() << "wrote into a missing directory";
+  } catch (const InfrastructureError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("no/such/dir"));
   }
 }
 

@@ -4,9 +4,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
@@ -186,6 +188,38 @@ TEST(TcpConnect, OpenAndRefused) {
   std::uint16_t closed = find_free_port();
   EXPECT_FALSE(tcp_connect(*IpAddress::parse("127.0.0.1"), closed, Clock::now() + 1s, &error));
   EXPECT_EQ(error, "connection refused");
+}
+
+TEST(UnixConnect, OpenMissingRefusedAndTooLong) {
+  TempDir dir("net-test-");
+  std::filesystem::path path = dir.path() / "server.sock";
+  std::string error;
+  EXPECT_FALSE(unix_connect(path, Clock::now() + 1s, &error));
+  EXPECT_EQ(error, "no such file or directory");
+
+  int listening = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(listening, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listening, 4), 0);
+  std::optional<StreamConnection> connection = unix_connect(path, Clock::now() + 1s, &error);
+  ASSERT_TRUE(connection) << error;
+  int accepted = ::accept(listening, nullptr, nullptr);
+  ASSERT_GE(accepted, 0);
+  ASSERT_EQ(::write(accepted, "hello", 5), 5);
+  std::string received;
+  EXPECT_TRUE(connection->receive_some(received, Clock::now() + 1s, &error)) << error;
+  EXPECT_EQ(received, "hello");
+  ::close(accepted);
+  ::close(listening);
+  // The socket file outlives its listener: nobody answers there now.
+  EXPECT_FALSE(unix_connect(path, Clock::now() + 1s, &error));
+  EXPECT_EQ(error, "connection refused");
+
+  std::filesystem::path deep = dir.path() / std::string(120, 'd') / "s.sock";
+  EXPECT_FALSE(unix_connect(deep, Clock::now() + 1s, &error));
+  EXPECT_NE(error.find("longer than the 107 a Unix socket's path may be"), std::string::npos) << error;
 }
 
 TEST(WaitForPort, ReturnsOnceThePortOpens) {
