@@ -2,16 +2,17 @@
 // (counts from the top-level suites' attributes) and GitLab (testcases only) read right.
 //
 // Every testcase is kept as its producer wrote it (failure text, system-out, Surefire's rerun and flaky
-// elements). What is kept in memory is where each testcase's text is in its file: the text is copied from
-// the file again when the result is written, so a merge holds two input documents at a time (files are
-// read on two threads) and a few dozen bytes a testcase, whatever the size of the inputs. A testcase whose
-// text cannot be copied as it is (see XmlInput::verbatim) is serialised from its document and kept in
-// memory instead. Two things are rewritten because
-// consumers would otherwise misread them: a time with thousands commas ("1,234.5" reads as 1 in Ruby and
-// fails in Python), and ctest's `status="disabled"`/`"notrun"` testcase, which has no child element and so
-// reads as passed: it gets a <skipped> child. Counts are never trusted: every suite's tests, failures,
-// errors and skipped are recomputed from the testcases under it, nested suites included, because that is
-// what the top-level attributes must say for a publisher that reads nothing else.
+// elements). What is kept in memory is where each testcase's text is in its file: the text is copied from the
+// file again when the result is written, so a merge holds two input documents at a time (files are read on
+// two threads) and a few dozen bytes a testcase, whatever the size of the inputs. A testcase whose text
+// cannot be copied as it is (see XmlInput::verbatim) is serialised from its document and kept in memory
+// instead. Two things are rewritten because consumers would otherwise misread them: a time with thousands
+// commas ("1,234.5" reads as 1 in Ruby and fails in Python), and ctest's `status="disabled"`/`"notrun"`
+// testcase, which has no child element and so reads as passed: it gets a <skipped> child. A testcase without
+// a name is left out: it is no test's result (pytest writes one when a Ctrl-C interrupts a test), and kept it
+// would count as passed. Counts are never trusted: every suite's tests, failures, errors and skipped are
+// recomputed from the testcases under it, nested suites included, because that is what the top-level
+// attributes must say for a publisher that reads nothing else.
 #include "reports/junit.hpp"
 
 #include <fcntl.h>
@@ -192,6 +193,12 @@ class SuiteVisitor {
   virtual void suite_child(pugi::xml_node child) = 0;
 };
 
+// A testcase without a name is no test's result: pytest, interrupted by a Ctrl-C, writes one (`<testcase
+// time="0.006" />`, from the interrupted test's setup) that would count as a passed test.
+bool is_result(const Verdict& verdict) {
+  return *verdict.name != '\0';
+}
+
 double walk_suite(pugi::xml_node suite, std::string_view name, SuiteVisitor& visitor) {
   visitor.enter_suite(suite, name);
   double case_time = 0;
@@ -200,6 +207,7 @@ double walk_suite(pugi::xml_node suite, std::string_view name, SuiteVisitor& vis
     std::string_view child_name = child.name();
     if (child_name == "testcase") {
       Verdict verdict = judge(child);
+      if (!is_result(verdict)) continue;
       case_time += verdict.time;
       visitor.testcase(child, verdict, name);
     } else if (child_name == "testsuite") {
@@ -226,7 +234,7 @@ void walk_file(const XmlInput& input, SuiteVisitor& visitor) {
     if (std::string_view(child.name()) == "testsuite") {
       walk_suite(child, child.attribute("name").value(), visitor);
     } else if (std::string_view(child.name()) == "testcase") {
-      loose_cases = true;
+      loose_cases = loose_cases || is_result(judge(child));
     }
   }
   if (!loose_cases) return;
@@ -236,6 +244,7 @@ void walk_file(const XmlInput& input, SuiteVisitor& visitor) {
   double case_time = 0;
   for (pugi::xml_node child : root.children("testcase")) {
     Verdict verdict = judge(child);
+    if (!is_result(verdict)) continue;
     case_time += verdict.time;
     visitor.testcase(child, verdict, name);
   }

@@ -50,7 +50,8 @@ struct InputProblem {
   std::string message;  // already names file and line:column
 };
 
-// Reads the testcases of one file (any producer; nested suites walked). Throws UsageError naming the
+// Reads the testcases of one file (any producer; nested suites walked). A testcase without a name is no
+// result and is left out (pytest writes one for the test a Ctrl-C interrupted). Throws UsageError naming the
 // file, line and column for malformed, empty, truncated, hostile (DOCTYPE) or wrong-root XML.
 std::vector<TestCaseRecord> read_testcases(const std::filesystem::path& path);
 
@@ -62,7 +63,8 @@ class JUnitMerger {
   JUnitMerger& operator=(const JUnitMerger&) = delete;
 
   // Adds every suite and testcase of a file, kept as written (failure text, system-out, properties,
-  // rerun/flaky elements). A malformed file is recorded as a problem and skipped. Returns false then.
+  // rerun/flaky elements), but for testcases without a name, which are no results (read_testcases). A
+  // malformed file is recorded as a problem and skipped. Returns false then.
   bool add_file(const std::filesystem::path& path);
   // add_file for each of `paths`, in order, on two threads: what comes out is the same. Whether each was
   // added.

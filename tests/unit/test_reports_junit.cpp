@@ -165,6 +165,55 @@ TEST_F(JUnitTest, PytestPartsMergeToTheWholeRun) {
   EXPECT_EQ(merged_out.size(), 13u);
 }
 
+// pytest's own report of a run interrupted while its second test ran (pytest-interrupted/generate.sh) holds a
+// `<testcase time="0.000" />` for the interrupted test: no name, no classname, no outcome. It is no result.
+TEST_F(JUnitTest, PytestInterruptedWritesATestcaseWithoutANameThatIsNoResult) {
+  pugi::xml_document written = parse(kData / "pytest-interrupted/junit.xml");
+  ASSERT_EQ(written.select_nodes("//testcase[not(@name)]").size(), 1u);
+  std::vector<TestCaseRecord> records = read_testcases(kData / "pytest-interrupted/junit.xml");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].name, "test_passes");
+
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(kData / "pytest-interrupted/junit.xml"));
+  TestCaseRecord interrupted;
+  interrupted.classname = "test_interrupted";
+  interrupted.name = "test_interrupted";
+  interrupted.outcome = Outcome::kError;
+  interrupted.message = "not run: the run was interrupted (SIGINT) while this test was running";
+  merger.add_testcase("pytest", interrupted);
+  merger.write(out_);
+  Totals totals = merger.totals();
+  EXPECT_EQ(totals.tests, 2u);
+  EXPECT_EQ(totals.errors, 1u);
+  pugi::xml_document merged = parse(out_);
+  EXPECT_EQ(merged.select_nodes("//testcase").size(), 2u);
+  EXPECT_EQ(merged.select_nodes("//testcase[not(@name)]").size(), 0u);
+  EXPECT_STREQ(merged.child("testsuites").attribute("tests").value(), "2");
+  EXPECT_STREQ(merged.child("testsuites").child("testsuite").attribute("tests").value(), "2");
+  EXPECT_TRUE(merger.duplicates().empty());
+}
+
+TEST_F(JUnitTest, TestcasesWithoutANameAreLeftOutWhereverTheyAre) {
+  std::filesystem::path in = write("nameless.xml", R"(<testsuites name="loose">
+  <testcase time="1"/>
+  <testcase name="" classname="c" time="2"><failure message="m"/></testcase>
+  <testsuite name="s"><testcase classname="c" time="3"/><testcase classname="c" name="kept" time="4"/></testsuite>
+</testsuites>)");
+  std::vector<TestCaseRecord> records = read_testcases(in);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].name, "kept");
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(in));
+  merger.write(out_);
+  pugi::xml_document merged = parse(out_);
+  // The root's loose testcases were all nameless: no suite is made for them.
+  EXPECT_EQ(merged.select_nodes("//testsuite").size(), 1u);
+  EXPECT_EQ(merged.select_nodes("//testcase").size(), 1u);
+  EXPECT_EQ(merger.totals().tests, 1u);
+  EXPECT_EQ(merger.totals().failures, 0u);
+}
+
 TEST_F(JUnitTest, PytestOneFileTwiceIsReportedAsDuplicatesAndKept) {
   std::filesystem::path copy = temp_.path() / "again.xml";
   std::filesystem::copy_file(kData / "pytest/whole.xml", copy);
@@ -375,8 +424,8 @@ TEST_P(JUnitGoldenTest, MergedOutputIsTheReviewedOne) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Producers, JUnitGoldenTest,
-                         ::testing::Values("pytest", "gotestsum", "go-junit-report", "jest-junit", "surefire",
-                                           "ctest", "nested"),
+                         ::testing::Values("pytest", "pytest-interrupted", "gotestsum", "go-junit-report",
+                                           "jest-junit", "surefire", "ctest", "nested"),
                          [](const ::testing::TestParamInfo<std::string>& param_info) {
                            std::string name;
                            for (char c : param_info.param)
