@@ -163,6 +163,7 @@ TestCaseRecord record_of(pugi::xml_node testcase, const Verdict& verdict, std::s
   record.classname = verdict.classname;
   record.name = verdict.name;
   record.file = testcase.attribute("file").value();
+  record.line = std::max(0, testcase.attribute("line").as_int());
   record.time = verdict.time;
   record.outcome = verdict.outcome;
   record.flaky = verdict.flaky;

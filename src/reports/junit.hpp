@@ -29,6 +29,7 @@ struct TestCaseRecord {
   std::string classname;
   std::string name;
   std::string file;  // the `file` attribute, when the producer wrote one
+  int line = 0;      // the `line` attribute as written (pytest's xunit1 counts from 0), 0 when none
   double time = 0;   // seconds
   Outcome outcome = Outcome::kPassed;
   std::string message;  // message attribute of the failure/error/skipped element
