@@ -30,7 +30,6 @@ import yaml
 from conftest import FIXTURES, REPO, clean_env, compose_leftovers, require_docker, run, wait_for
 
 USERS_COMMAND = ["pytest", "--cov=.", "--junit-xml=unit.xml", "."]
-COMPOSE_VERSIONS = ["docker compose", "docker-compose"]
 
 # A failing test at a known line of its own file, and one whose failure is raised in the code under test:
 # the annotation points at the test's line that called it. The line numbers are asserted below.
@@ -74,7 +73,7 @@ def run_record(project):
     return json.loads((project / "testfleet-reports" / "run.json").read_text())
 
 
-def testcases(path):
+def junit_testcases(path):
     return list(ET.parse(path).getroot().iter("testcase"))
 
 
@@ -121,17 +120,24 @@ def epoch(timestamp):
 
 # ---- One run each of the users' command with a failing test, on GitHub Actions: compose and native. --------
 
-@pytest.fixture(scope="module", params=["compose", "native"])
+# The backends: compose v2 and v1 (their compose command), and native.
+BACKENDS = {"compose v2": "docker compose", "compose v1": "docker-compose", "native": None}
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
 def github_run(request, testfleet, tmp_path_factory):
     """The users' command on GitHub Actions (GITHUB_ACTIONS, a step summary), a test failing: its result."""
-    base = tmp_path_factory.mktemp(request.param)
+    base = tmp_path_factory.mktemp(request.param.replace(" ", "-"))
     project = copy_story(base)
     (project / "tests" / "test_refunds.py").write_text(FAILING_TESTS)
     summary = base / "step_summary.md"
     env = clean_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=summary, CI="true")
     env.pop("COVERAGE_FILE", None)
-    if request.param == "compose":
+    compose = BACKENDS[request.param]
+    if compose:
         require_docker()
+        require_compose(compose)
+        env["TESTFLEET_COMPOSE"] = compose
         backend = compose_args("docker-compose.yml")
     else:
         # As conftest's server_tmp, for the module: a directory PostgreSQL's user can enter.
@@ -144,9 +150,9 @@ def github_run(request, testfleet, tmp_path_factory):
                  timeout=1200)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output  # the failing tests, nothing else
-    if request.param == "compose":
+    if compose:
         assert compose_leftovers(run_record(project)["run_id"]) == []
-    return {"backend": request.param, "project": project, "output": output, "lines": result.stdout.splitlines(),
+    return {"compose": compose, "project": project, "output": output, "lines": result.stdout.splitlines(),
             "summary": summary}
 
 
@@ -174,7 +180,7 @@ def test_the_combined_coverage_data_is_where_a_serial_run_leaves_it(github_run):
     assert f"coverage: the combined data in {data}; the term report above" in github_run["lines"], \
         github_run["output"]
     with sqlite3.connect(data) as db:
-        files = {Path(path).relative_to("/code" if github_run["backend"] == "compose" else project).as_posix()
+        files = {Path(path).relative_to("/code" if github_run["compose"] else project).as_posix()
                  for (path,) in db.execute("SELECT path FROM file")}
         assert {"shop/pricing.py", "tests/test_pricing.py", "tests/test_orders.py", "tests/test_cache.py",
                 "tests/test_refunds.py"} <= files
@@ -183,8 +189,8 @@ def test_the_combined_coverage_data_is_where_a_serial_run_leaves_it(github_run):
 def test_a_later_coverage_xml_step_finds_the_data(github_run, tmp_path):
     """Item 5, the users' next CI step: `coverage xml` where the code is (in the container for compose)."""
     project = github_run["project"]
-    if github_run["backend"] == "compose":
-        compose = ["docker", "compose", "-p", f"story-{uuid.uuid4().hex[:8]}", "-f", "docker-compose.yml"]
+    if github_run["compose"]:
+        compose = [*github_run["compose"].split(), "-p", f"story{uuid.uuid4().hex[:8]}", "-f", "docker-compose.yml"]
         try:
             later = run([*compose, "run", "--rm", "--no-deps", "app", "python3", "-m", "coverage", "xml", "-o",
                          "later.xml"], cwd=project, timeout=600)
@@ -233,17 +239,19 @@ def test_slow(i):
 '''
 
 
-@pytest.mark.parametrize("backend", ["compose", "native"])
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_ctrl_c_leaves_no_phantom_and_the_totals_are_the_planned_tests(testfleet, tmp_path, server_tmp, backend):
     """Item 2: pytest, interrupted while a test runs, writes a testcase without a name into its JUnit. The
     merged report must not count it: its totals are the planned tests, each once, those that finished with
     their own outcome and the others errors saying the run was interrupted."""
     project = copy_story(tmp_path)
     (project / "tests" / "test_slow.py").write_text(SLOW_TESTS)
-    if backend == "compose":
+    compose = BACKENDS[backend]
+    if compose:
         require_docker()
+        require_compose(compose)
         args = compose_args("docker-compose.yml")
-        env = clean_env()
+        env = clean_env(TESTFLEET_COMPOSE=compose)
     else:
         args = ["--with", "postgres", "--with", "redis"]
         env = clean_env(TMPDIR=server_tmp)
@@ -261,18 +269,26 @@ def test_ctrl_c_leaves_no_phantom_and_the_totals_are_the_planned_tests(testfleet
             proc.communicate()
     assert proc.returncode == 130, output
 
-    # What each group's pytest wrote: the phantom is there (the case the merge must handle), and the tests
-    # that finished, with their outcomes.
-    group_cases = [c for p in (project / "testfleet-reports").glob("group-*/junit.xml") for c in testcases(p)]
-    assert any(c.get("name") is None for c in group_cases), "no group's pytest wrote a nameless testcase"
-    finished = {(c.get("classname"), c.get("name")): outcome_of(c) for c in group_cases if c.get("name")}
+    # What each group's pytest wrote: the phantom is there, the case the merge must handle. Compose v1's `run`
+    # client does not pass the SIGINT on: its groups are killed after the grace and write no report.
+    group_reports = sorted((project / "testfleet-reports").glob("group-*/junit.xml"))
+    group_cases = [c for p in group_reports for c in junit_testcases(p)]
+    if compose == "docker-compose":
+        assert group_reports == []
+    else:
+        assert any(c.get("name") is None for c in group_cases), "no group's pytest wrote a nameless testcase"
 
-    merged = testcases(project / "unit.xml")
+    merged = junit_testcases(project / "unit.xml")
     assert all(c.get("name") for c in merged)
     planned = collected_ids(project)
     assert len(planned) == run_record(project)["planned_tests"] == 19
     assert sorted((c.get("classname"), c.get("name")) for c in merged) == sorted(junit_key(i) for i in planned)
     outcomes = {(c.get("classname"), c.get("name")): outcome_of(c) for c in merged}
+    # The tests that finished keep the outcome pytest gave them (in its report, and in the plugin's stream,
+    # which is all there is of a group killed before its report), every other one is an error.
+    reported = {(c.get("classname"), c.get("name")): outcome_of(c) for c in group_cases if c.get("name")}
+    assert {key: outcomes[key] for key in reported} == reported
+    finished = {junit_key(e["id"]): e["outcome"] for e in progress_events(project) if e.get("event") == "test"}
     assert {key: outcomes[key] for key in finished} == finished
     assert all(outcomes[junit_key(i)] == "error" for i in planned if junit_key(i) not in finished)
     root = ET.parse(project / "unit.xml").getroot()
@@ -284,7 +300,7 @@ def test_ctrl_c_leaves_no_phantom_and_the_totals_are_the_planned_tests(testfleet
     interrupted = [c for c in merged if outcome_of(c) == "error"]
     assert interrupted and all("interrupted (SIGINT)" in c.find("error").get("message") for c in interrupted)
     assert f"testfleet: {len(planned)} tests: {passed} passed" in output
-    if backend == "compose":
+    if compose:
         assert compose_leftovers(run_record(project)["run_id"]) == []
 
 
@@ -301,7 +317,7 @@ services:
 '''
 
 
-@pytest.mark.parametrize("compose", COMPOSE_VERSIONS)
+@pytest.mark.parametrize("compose", [c for c in BACKENDS.values() if c])
 def test_a_sidecar_that_never_gets_ready_fails_after_the_ready_timeout(testfleet, tmp_path, compose):
     """Item 3: --ready-timeout is the limit (not 180 s, not --timeout), the error names the sidecar, what it
     waited for and the limit, every test is an error saying why, and nothing is left."""
@@ -318,7 +334,7 @@ def test_a_sidecar_that_never_gets_ready_fails_after_the_ready_timeout(testfleet
         assert re.search(rf"FAILED: group {group}: its environment could not be provisioned:\n"
                          rf"compose project testfleet-\S+-g{group}: sidecar db \(container \S+\) not ready after "
                          rf"5\.0s \(--ready-timeout\): its healthcheck says starting", output), output
-    merged = testcases(project / "unit.xml")
+    merged = junit_testcases(project / "unit.xml")
     assert len(merged) == 15
     assert all(c.find("error").get("message").startswith("not run: group ") for c in merged)
     assert compose_leftovers(run_record(project)["run_id"]) == []
