@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "util/strings.hpp"
 
@@ -42,8 +43,72 @@ std::string cell(std::string_view text) {
   return out;
 }
 
-std::string display_name(const reports::TestCaseRecord& record) {
-  return record.classname.empty() ? record.name : record.classname + "::" + record.name;
+// The test's own file: the testcase's `file` attribute, else what the runner knows of its ID.
+std::string file_of(const RunSummary& summary, const reports::TestCaseRecord& record) {
+  if (!record.file.empty()) return record.file;
+  auto it = summary.files.find(record.classname + '\x1f' + record.name);
+  return it != summary.files.end() ? it->second : std::string();
+}
+
+std::string display_name(const RunSummary& summary, const reports::TestCaseRecord& record) {
+  return test_id(record, file_of(summary, record));
+}
+
+// A path's components, without "." and leading ".." (a traceback's path relative to a folder below the
+// rootdir starts with them).
+std::vector<std::string_view> path_components(std::string_view path) {
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0; start <= path.size();) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view part = path.substr(start, slash - start);
+    if (!part.empty() && part != "." && !(part == ".." && parts.empty())) parts.push_back(part);
+    start = slash + 1;
+  }
+  return parts;
+}
+
+// Whether a traceback's path is `file`: one ends with the other's components (absolute, relative to the
+// rootdir, or relative to a folder below it).
+bool same_file(std::string_view traceback_path, const std::vector<std::string_view>& file) {
+  std::vector<std::string_view> path = path_components(traceback_path);
+  if (path.empty() || file.empty()) return false;
+  std::size_t common = std::min(path.size(), file.size());
+  return std::equal(path.end() - static_cast<std::ptrdiff_t>(common), path.end(),
+                    file.end() - static_cast<std::ptrdiff_t>(common));
+}
+
+// The number at the start of `text`, 0 when there is none.
+int leading_number(std::string_view text) {
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || value > 100000000) break;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+// The module pytest names a file by in a classname: "tests/test_a.py" -> "tests.test_a".
+std::string module_of(std::string_view file) {
+  std::string module = util::replace_all(std::string(file), "/", ".");
+  if (module.ends_with(".py")) module.resize(module.size() - 3);
+  return module;
+}
+
+// The classes of a pytest classname after the file's module (".TestCart", or "" for a function of the
+// module), which may stand behind a --junit-prefix and its dot; nullopt when the classname is not pytest's
+// for `file`.
+std::optional<std::string> pytest_classes(std::string_view classname, std::string_view file) {
+  if (!file.ends_with(".py")) return std::nullopt;
+  const std::string module = module_of(file);
+  for (std::size_t at = classname.find(module); at != std::string_view::npos;
+       at = classname.find(module, at + 1)) {
+    std::size_t end = at + module.size();
+    if ((at == 0 || classname[at - 1] == '.') && (end == classname.size() || classname[end] == '.')) {
+      return std::string(classname.substr(end));
+    }
+  }
+  return std::nullopt;
 }
 
 bool is_failure(const reports::TestCaseRecord& record) {
@@ -51,6 +116,44 @@ bool is_failure(const reports::TestCaseRecord& record) {
 }
 
 }  // namespace
+
+std::string test_id(const reports::TestCaseRecord& record, std::string_view file) {
+  if (std::optional<std::string> classes = pytest_classes(record.classname, file)) {
+    // The classes, dotted in the classname, are "::" in the node ID.
+    return std::string(file) + util::replace_all(*classes, ".", "::") + "::" + record.name;
+  }
+  return record.classname.empty() ? record.name : record.classname + "::" + record.name;
+}
+
+int traceback_line(std::string_view text, std::string_view file) {
+  const std::vector<std::string_view> wanted = path_components(file);
+  int found = 0;
+  for (const std::string& raw : util::split_lines(std::string(text))) {
+    std::string_view line = util::trim(raw);
+    int number = 0;
+    if (line.starts_with("File \"")) {
+      // --tb=native: File "path", line 33, in test_total
+      std::size_t quote = line.find("\", line ", 6);
+      if (quote == std::string_view::npos) continue;
+      if (same_file(line.substr(6, quote - 6), wanted)) number = leading_number(line.substr(quote + 8));
+    } else {
+      // path:33: AssertionError, path:33: in test_total, path:33: (an outer frame)
+      for (std::size_t colon = line.find(':'); colon != std::string_view::npos;
+           colon = line.find(':', colon + 1)) {
+        std::string_view rest = line.substr(colon + 1);
+        int candidate = leading_number(rest);
+        std::size_t digits = rest.find_first_not_of("0123456789");
+        if (candidate > 0 && digits != std::string_view::npos && rest[digits] == ':' &&
+            same_file(line.substr(0, colon), wanted)) {
+          number = candidate;
+          break;
+        }
+      }
+    }
+    if (number > 0) found = number;
+  }
+  return found;
+}
 
 Provider detect(std::string_view setting, const util::EnvVars& env) {
   if (setting == "github") return Provider::kGitHub;
@@ -109,7 +212,8 @@ std::string github_step_summary(const RunSummary& summary, std::size_t max_bytes
   if (!slowest.empty()) {
     md += "\n### Slowest tests\n\n| time | test |\n|---:|---|\n";
     for (const reports::TestCaseRecord* record : slowest) {
-      md += fmt::format("| {} | `{}` |\n", util::format_duration(record->time), cell(display_name(*record)));
+      md += fmt::format("| {} | `{}` |\n", util::format_duration(record->time),
+                        cell(display_name(summary, *record)));
     }
   }
 
@@ -124,7 +228,7 @@ std::string github_step_summary(const RunSummary& summary, std::size_t max_bytes
     std::string entry =
         fmt::format("<details><summary>{} <code>{}</code>: {}</summary>\n\n```\n{}\n```\n</details>\n\n",
                     record.outcome == reports::Outcome::kError ? "error" : "failed",
-                    cell(display_name(record)), cell(first_lines(record.message, 1, 200)),
+                    cell(display_name(summary, record)), cell(first_lines(record.message, 1, 200)),
                     util::replace_all(first_lines(record.text, 12, 2000), "```", "'''"));
     // Leave room for the closing line.
     if (md.size() + failures.size() + entry.size() + 200 > max_bytes) {
@@ -152,15 +256,19 @@ std::vector<std::string> github_annotations(const RunSummary& summary, std::size
     if (!is_failure(record)) continue;
     ++failures;
     if (lines.size() >= max) continue;
-    std::string file = record.file;
-    if (file.empty()) {
-      auto it = summary.files.find(record.classname + '\x1f' + record.name);
-      if (it != summary.files.end()) file = it->second;
+    const std::string file = file_of(summary, record);
+    int line = traceback_line(record.text, file);
+    if (line == 0) line = traceback_line(record.message, file);
+    if (line == 0 && record.line > 0) {
+      // pytest counts the line it writes from 0: its `def` is on the next one.
+      line = record.line + (pytest_classes(record.classname, file) ? 1 : 0);
     }
-    std::string properties = file.empty() ? "" : "file=" + github_escape_property(file) + ",";
+    std::string properties;
+    if (!file.empty()) properties += "file=" + github_escape_property(file) + ",";
+    if (!file.empty() && line > 0) properties += fmt::format("line={},", line);
     properties += "title=" + github_escape_property(fmt::format(
                                  "{} {}", record.outcome == reports::Outcome::kError ? "error in" : "failed:",
-                                 display_name(record)));
+                                 test_id(record, file)));
     std::string message = record.message.empty() ? first_lines(record.text, 20, 4000)
                                                  : record.message + "\n" + first_lines(record.text, 20, 4000);
     lines.push_back(fmt::format("::error {}::{}", properties, github_escape_data(message)));

@@ -46,8 +46,21 @@ struct RunSummary {
 // never more than `max_bytes` (GitHub takes 1 MiB per step).
 std::string github_step_summary(const RunSummary& summary, std::size_t max_bytes = 1000 * 1000);
 
-// `::error` lines for failed and errored testcases, at most `max` (GitHub shows 10 per step).
+// `::error` lines for failed and errored testcases, at most `max` (GitHub shows 10 per step). Each names the
+// test's own file (`file` attribute, else `summary.files`) and the line of it the failure names last
+// (traceback_line), else the testcase's `line` attribute; its title names the test by test_id.
 std::vector<std::string> github_annotations(const RunSummary& summary, std::size_t max = 10);
+
+// The test's ID in the one form the summary and the annotations use: pytest's node ID
+// ("tests/test_pricing.py::TestCart::test_total[1]") when its file is known and its classname is that file's
+// module (pytest's dotted classname, perhaps behind a --junit-prefix); otherwise "classname::name", as the
+// generic runner's IDs are, or the name alone.
+std::string test_id(const reports::TestCaseRecord& record, std::string_view file);
+
+// The line of `file` that a failure's text names last, 0 when none does. pytest's tracebacks name every
+// frame, the innermost last: "path:33: ..." (--tb=auto, long, short) or `File "path", line 33` (--tb=native),
+// the path relative to where pytest ran or absolute, so `file` is matched by the path's last components.
+int traceback_line(std::string_view text, std::string_view file);
 
 // GitHub's escaping of a workflow command's message, and of a property value.
 std::string github_escape_data(std::string_view text);

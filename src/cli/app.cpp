@@ -80,6 +80,11 @@ void add_selection_options(CLI::App& sub, RunOptions& o, std::optional<std::stri
   sub.add_flag("--no-build", o.no_build, "Use the compose file's images as they are; build nothing");
   sub.add_option("--wait", o.waits, "Compose: also wait for this SERVICE:PORT of a sidecar (repeatable)")
       ->allow_extra_args(false);
+  sub.add_option(
+         "--ready-timeout", o.ready_timeout,
+         "Compose: seconds a group's sidecars may take to become ready (healthchecks, else ports, and "
+         "--wait; counted once `up` has started them) before the group fails (default 180)")
+      ->check(CLI::Range(1, 10000000));
   sub.add_option("--config", config_file,
                  "Configuration file (default: testfleet.toml, else [tool.testfleet] "
                  "in pyproject.toml)");
@@ -123,6 +128,7 @@ void merge_config(RunOptions& o, const std::optional<std::string>& config_file, 
   if (from_config("service", "--service")) o.compose_service = c.compose_service;
   if (from_config("no-build", "--no-build")) o.no_build = c.no_build;
   if (from_config("wait", "--wait")) o.waits = c.waits;
+  if (from_config("ready-timeout", "--ready-timeout")) o.ready_timeout = c.ready_timeout;
   if (from_config("command", "command")) o.command = c.command;
   if (loaded->keys.count("store-durations") && !given("--store-durations"))
     o.store_durations = c.store_durations;

@@ -203,6 +203,14 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
       o.no_build = as_bool(file, key, node);
     } else if (key == "wait") {
       o.waits = as_strings(file, key, node);
+    } else if (key == "ready-timeout") {
+      double seconds = as_number(file, key, node);
+      if (!std::isfinite(seconds) || seconds < 1 || seconds > 1e7 || seconds != std::floor(seconds)) {
+        throw UsageError(
+            fmt::format("{}: 'ready-timeout' is {}: it must be a whole number of seconds, at least 1",
+                        where(file, node), seconds));
+      }
+      o.ready_timeout = static_cast<int>(seconds);
     } else if (key == "ci") {
       o.ci = one_of(file, key, node, {"auto", "none", "github", "gitlab"});
     } else if (key == "progress") {
@@ -217,7 +225,7 @@ void apply(const std::filesystem::path& file, const toml::table& table, LoadedCo
           "durations, durations-junit, store-durations, "
           "reports-dir, timeout, kill-grace, runner, list-command, with, listen, services, compose, service, "
           "sidecars, docker-hosts, "
-          "compose-command, no-build, wait, ci, "
+          "compose-command, no-build, wait, ready-timeout, ci, "
           "progress, command)",
           where(file, node), key));
     }

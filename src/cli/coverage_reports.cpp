@@ -118,16 +118,25 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
     return false;
   }
   util::EnvVars host = util::current_environment();
+  // Where a serial `pytest --cov` leaves its data: COVERAGE_FILE, else .coverage, relative to where it ran.
+  const std::filesystem::path data_file =
+      context.cwd / (host.count("COVERAGE_FILE") ? host["COVERAGE_FILE"] : std::string(".coverage"));
+  // What was written where, for the line that ends the coverage step.
+  std::vector<std::string> outputs;
+  auto say_where = [&] {
+    if (!outputs.empty()) printer.line("coverage: " + util::join(outputs, "; "));
+  };
   util::EnvVars variables;
   if (on_host) {
-    variables["COVERAGE_FILE"] =
-        host.count("COVERAGE_FILE") ? host["COVERAGE_FILE"] : (context.cwd / ".coverage").string();
+    variables["COVERAGE_FILE"] = data_file.string();
   } else {
+    // Combined in the reports directory, which the container sees, then copied out.
     variables["COVERAGE_FILE"] = environment->path_inside(slot.group_reports_dir / ".coverage").string();
   }
   if (on_host && !coverage_importable(python, context, host)) {
-    // A relative COVERAGE_FILE is relative to where coverage.py would have run: the run's directory.
-    bool ok = combine_natively(inputs, context.cwd / variables["COVERAGE_FILE"], python, runner, printer);
+    bool ok = combine_natively(inputs, data_file, python, runner, printer);
+    if (ok) outputs.push_back("the combined data in " + data_file.string());
+    say_where();
     for (const std::string& what : environment->teardown()) printer.line("warning: " + what);
     return ok;
   }
@@ -151,10 +160,22 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
     return result;
   };
   bool ok = run(combine).status.success();
+  if (ok && !on_host) {
+    // The data names the container's paths, as a serial run in the container leaves it.
+    std::error_code ec;
+    std::filesystem::copy_file(slot.group_reports_dir / ".coverage", data_file,
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) {
+      printer.line(fmt::format("error: cannot copy {} to {}: {}",
+                               (slot.group_reports_dir / ".coverage").string(), data_file.string(),
+                               ec.message()));
+      ok = false;
+    }
+  }
   if (ok) {
     printer.line(
-        fmt::format("combined the coverage data of {} groups into {}", groups.size(),
-                    on_host ? variables["COVERAGE_FILE"] : (slot.group_reports_dir / ".coverage").string()));
+        fmt::format("combined the coverage data of {} groups into {}", groups.size(), data_file.string()));
+    outputs.push_back("the combined data in " + data_file.string());
   }
   for (const std::string& spec : ok ? runner.coverage_reports() : std::vector<std::string>{}) {
     std::optional<CoverageReport> report = report_command(spec);
@@ -198,8 +219,11 @@ bool combine_coverage(const runners::PytestRunner& runner, const std::vector<run
                                  std::filesystem::copy_options::overwrite_existing, ec);
     }
     if (spec.starts_with("term")) printer.block(result.output);
-    if (!wanted.empty()) printer.line(fmt::format("coverage report: {}", wanted.string()));
+    const std::string kind = spec.substr(0, spec.find(':'));
+    outputs.push_back(wanted.empty() ? fmt::format("the {} report above", kind)
+                                     : fmt::format("the {} report in {}", kind, wanted.string()));
   }
+  say_where();
   for (const std::string& what : environment->teardown()) printer.line("warning: " + what);
   return ok;
 }

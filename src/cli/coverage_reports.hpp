@@ -13,8 +13,11 @@ namespace testfleet::cli {
 
 // Combining runs where the groups ran: on this machine for the host and native backends, in a fresh
 // container of the test service for compose (the data files name the container's paths, and coverage.py
-// needs the sources to write reports). Reports that name a relative file or folder land in the current
-// directory either way. Returns false (having said why) when combining or a report failed.
+// needs the sources to write reports). Every output lands where a serial `pytest --cov` in the current
+// directory leaves it, whichever the backend: the combined data in COVERAGE_FILE, else ./.coverage (for
+// compose with the container's paths, as a serial run in the container leaves it), and a report that names
+// a relative file or folder relative to the current directory. One line at the end says where each went.
+// Returns false (having said why) when combining or a report failed.
 bool combine_coverage(const runners::PytestRunner& runner, const std::vector<runners::GroupRequest>& groups,
                       const RunContext& context, environments::Backend& backend, ui::StatusPrinter& printer);
 

@@ -257,6 +257,7 @@ std::unique_ptr<environments::Backend> make_backend(const RunOptions& options, c
     compose.service = options.compose_service;
     compose.sidecars = options.sidecars;
     compose.waits = options.waits;
+    if (options.ready_timeout > 0) compose.ready_timeout = std::chrono::seconds(options.ready_timeout);
     compose.no_build = options.no_build;
     compose.docker_hosts = options.docker_hosts;
     if (!options.compose_command.empty())

@@ -37,6 +37,7 @@ struct RunOptions {
   std::string compose_command;            // --compose-command: default docker compose, else docker-compose
   bool no_build = false;
   std::vector<std::string> waits;  // --wait HOST:PORT for compose sidecars
+  int ready_timeout = 0;           // --ready-timeout: seconds for a group's sidecars; 0: the default, 180
   std::string shard;               // --shard K/N, "off", or empty: detected from the CI system
   int shards = 0;                  // --shards: the count for a Kubernetes Indexed Job
   std::string ci = "auto";

@@ -81,7 +81,23 @@ class ComposeEnvironment : public Environment {
     return fmt::format("{}: {}", label_, util::join(sidecars_, ", "));
   }
 
+  std::string provisioning_state() const override {
+    std::lock_guard lock(state_mutex_);
+    if (state_.phase == Phase::kIdle) return {};
+    auto elapsed = std::chrono::duration_cast<seconds>(Clock::now() - state_.since).count();
+    if (state_.phase == Phase::kStarting) {
+      return fmt::format("starting {} (compose up), {}s", util::join(sidecars_, ", "), elapsed);
+    }
+    return fmt::format("waiting for {} ({}), {}s of {}s", state_.service, state_.awaited, elapsed,
+                       run_->options.ready_timeout.count());
+  }
+
   void provision(const std::atomic<bool>& cancel) override {
+    // Whichever way provision() ends, it is no longer doing anything the status could show.
+    struct Idle {
+      ComposeEnvironment& environment;
+      ~Idle() { environment.set_state(Phase::kIdle); }
+    } idle{*this};
     std::error_code error;
     std::filesystem::create_directories(slot_.group_reports_dir, error);
     if (error) {
@@ -93,6 +109,7 @@ class ComposeEnvironment : public Environment {
 
     std::vector<std::string> up = {"up", "-d", "--no-build"};
     up.insert(up.end(), sidecars_.begin(), sidecars_.end());
+    set_state(Phase::kStarting);
     CancellableResult started =
         run_cancellable(run_->spec(project_, up, host_), run_->options.ready_timeout + seconds(120), &cancel);
     if (started.cancelled) throw InfrastructureError(fmt::format("{}: cancelled", label_));
@@ -103,6 +120,7 @@ class ComposeEnvironment : public Environment {
                                             tail_of(started.result.output, 30)));
     }
     const Clock::time_point deadline = Clock::now() + run_->options.ready_timeout;
+    set_state(Phase::kWaiting);
     for (const std::string& sidecar : sidecars_) await_service(sidecar, deadline, cancel);
   }
 
@@ -184,6 +202,26 @@ class ComposeEnvironment : public Environment {
   }
 
  private:
+  enum class Phase { kIdle, kStarting, kWaiting };
+  // What provision() is doing, read by provisioning_state() from another thread.
+  struct ProvisioningState {
+    Phase phase = Phase::kIdle;
+    Clock::time_point since;  // of the phase: the wait began with the deadline
+    std::string service;      // the sidecar waited for
+    std::string awaited;      // what of it: "healthcheck", "port 6379", ...
+  };
+
+  void set_state(Phase phase) {
+    std::lock_guard lock(state_mutex_);
+    state_ = ProvisioningState{phase, Clock::now(), {}, {}};
+  }
+
+  void set_awaited(const std::string& service, std::string awaited) {
+    std::lock_guard lock(state_mutex_);
+    state_.service = service;
+    state_.awaited = std::move(awaited);
+  }
+
   std::filesystem::path reports_dir() const {
     return std::filesystem::absolute(slot_.run_reports_dir).lexically_normal();
   }
@@ -191,8 +229,9 @@ class ComposeEnvironment : public Environment {
   [[noreturn]] void fail_not_ready(const std::string& service, const ContainerState& state,
                                    const std::string& id, const std::string& problem) const {
     throw InfrastructureError(
-        fmt::format("{}: sidecar {} (container {}) not ready after {}: {}\nits last log lines:\n{}", label_,
-                    service, state.name.empty() ? id.substr(0, 12) : state.name,
+        fmt::format("{}: sidecar {} (container {}) not ready after {} (--ready-timeout): {}\nits last log "
+                    "lines:\n{}",
+                    label_, service, state.name.empty() ? id.substr(0, 12) : state.name,
                     util::format_duration(static_cast<double>(run_->options.ready_timeout.count())), problem,
                     container_log_tail(id, kLogLines, host_)));
   }
@@ -217,6 +256,7 @@ class ComposeEnvironment : public Environment {
   void await_service(const std::string& service, Clock::time_point deadline,
                      const std::atomic<bool>& cancel) {
     std::vector<std::string> ids;
+    set_awaited(service, "no container yet");
     while (true) {
       ids = service_container_ids(project_, service, host_);
       if (!ids.empty()) break;
@@ -250,16 +290,20 @@ class ComposeEnvironment : public Environment {
       }
       if (state.status == "running") {
         bool healthy = state.health.empty() || state.health == "healthy";
-        if (!healthy) problem = "its healthcheck says " + state.health;
+        if (!healthy) {
+          problem = "its healthcheck says " + state.health;
+          set_awaited(service, "healthcheck");
+        }
         std::set<std::uint16_t> ports = explicit_ports;
         if (state.health.empty()) {
           const std::vector<std::uint16_t>& declared =
               spec != nullptr && !spec->tcp_ports.empty() ? spec->tcp_ports : state.exposed_tcp_ports;
           ports.insert(declared.begin(), declared.end());
         }
-        if (healthy && ports_open(state, ports, open, deadline, &problem)) return;
+        if (healthy && ports_open(service, state, ports, open, deadline, &problem)) return;
       } else {
         problem = "its status is " + state.status;
+        set_awaited(service, "container " + state.status);
       }
       check_cancel(cancel);
       if (Clock::now() >= deadline) fail_not_ready(service, state, id, problem);
@@ -267,16 +311,19 @@ class ComposeEnvironment : public Environment {
     }
   }
 
-  bool ports_open(const ContainerState& state, const std::set<std::uint16_t>& ports,
-                  std::set<std::uint16_t>& open, Clock::time_point deadline, std::string* problem) const {
+  bool ports_open(const std::string& service, const ContainerState& state,
+                  const std::set<std::uint16_t>& ports, std::set<std::uint16_t>& open,
+                  Clock::time_point deadline, std::string* problem) {
     if (ports.empty()) return true;
     std::string address = address_of(state);
     if (address.empty()) {
       *problem = "it has no address on the project network";
+      set_awaited(service, "an address on the project network");
       return false;
     }
     for (std::uint16_t port : ports) {
       if (open.count(port) != 0) continue;
+      set_awaited(service, fmt::format("port {}", port));
       std::string error;
       Clock::time_point attempt = std::min(deadline, Clock::now() + seconds(2));
       if (!util::can_connect(util::Endpoint{address, port}, attempt, &error)) {
@@ -295,6 +342,8 @@ class ComposeEnvironment : public Environment {
   std::string host_;       // its engine's DOCKER_HOST; empty: the default one
   std::string label_;      // "compose project P[ on HOST]"
   bool torn_down_ = true;  // nothing to remove until provision() starts something
+  mutable std::mutex state_mutex_;
+  ProvisioningState state_;
 };
 
 class ComposeBackend : public Backend {

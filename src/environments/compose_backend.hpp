@@ -50,6 +50,7 @@ struct ComposeOptions {
   std::vector<std::string> compose_command;
   // --no-build: use the images that exist (from an earlier run) instead of building.
   bool no_build = false;
+  // --ready-timeout: how long a group's sidecars may take to become ready, from when `up` has started them.
   std::chrono::seconds ready_timeout{180};
   std::chrono::seconds build_timeout{1800};
   // How long `down` lets a container stop before killing it: sidecars hold throwaway data.

@@ -33,6 +33,10 @@ class Environment {
   // failed (which server, which port, its log tail). Returns early, throwing, once `cancel` is set.
   virtual void provision(const std::atomic<bool>& cancel) = 0;
 
+  // What provision() is doing now, for the status line: "waiting for db (healthcheck), 12s of 180s"; empty
+  // when it is not running or has nothing to say. Safe to call from another thread while provision() runs.
+  virtual std::string provisioning_state() const { return {}; }
+
   // Variables the group's command gets on top of the run's (DATABASE_URL, REDIS_URL, ...).
   virtual util::EnvVars variables() const = 0;
 

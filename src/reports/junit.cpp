@@ -2,16 +2,17 @@
 // (counts from the top-level suites' attributes) and GitLab (testcases only) read right.
 //
 // Every testcase is kept as its producer wrote it (failure text, system-out, Surefire's rerun and flaky
-// elements). What is kept in memory is where each testcase's text is in its file: the text is copied from
-// the file again when the result is written, so a merge holds two input documents at a time (files are
-// read on two threads) and a few dozen bytes a testcase, whatever the size of the inputs. A testcase whose
-// text cannot be copied as it is (see XmlInput::verbatim) is serialised from its document and kept in
-// memory instead. Two things are rewritten because
-// consumers would otherwise misread them: a time with thousands commas ("1,234.5" reads as 1 in Ruby and
-// fails in Python), and ctest's `status="disabled"`/`"notrun"` testcase, which has no child element and so
-// reads as passed: it gets a <skipped> child. Counts are never trusted: every suite's tests, failures,
-// errors and skipped are recomputed from the testcases under it, nested suites included, because that is
-// what the top-level attributes must say for a publisher that reads nothing else.
+// elements). What is kept in memory is where each testcase's text is in its file: the text is copied from the
+// file again when the result is written, so a merge holds two input documents at a time (files are read on
+// two threads) and a few dozen bytes a testcase, whatever the size of the inputs. A testcase whose text
+// cannot be copied as it is (see XmlInput::verbatim) is serialised from its document and kept in memory
+// instead. Two things are rewritten because consumers would otherwise misread them: a time with thousands
+// commas ("1,234.5" reads as 1 in Ruby and fails in Python), and ctest's `status="disabled"`/`"notrun"`
+// testcase, which has no child element and so reads as passed: it gets a <skipped> child. A testcase without
+// a name is left out: it is no test's result (pytest writes one when a Ctrl-C interrupts a test), and kept it
+// would count as passed. Counts are never trusted: every suite's tests, failures, errors and skipped are
+// recomputed from the testcases under it, nested suites included, because that is what the top-level
+// attributes must say for a publisher that reads nothing else.
 #include "reports/junit.hpp"
 
 #include <fcntl.h>
@@ -21,10 +22,12 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <set>
 #include <string_view>
@@ -160,6 +163,7 @@ TestCaseRecord record_of(pugi::xml_node testcase, const Verdict& verdict, std::s
   record.classname = verdict.classname;
   record.name = verdict.name;
   record.file = testcase.attribute("file").value();
+  record.line = std::max(0, testcase.attribute("line").as_int());
   record.time = verdict.time;
   record.outcome = verdict.outcome;
   record.flaky = verdict.flaky;
@@ -192,6 +196,12 @@ class SuiteVisitor {
   virtual void suite_child(pugi::xml_node child) = 0;
 };
 
+// A testcase without a name is no test's result: pytest, interrupted by a Ctrl-C, writes one (`<testcase
+// time="0.006" />`, from the interrupted test's setup) that would count as a passed test.
+bool is_result(const Verdict& verdict) {
+  return *verdict.name != '\0';
+}
+
 double walk_suite(pugi::xml_node suite, std::string_view name, SuiteVisitor& visitor) {
   visitor.enter_suite(suite, name);
   double case_time = 0;
@@ -200,6 +210,7 @@ double walk_suite(pugi::xml_node suite, std::string_view name, SuiteVisitor& vis
     std::string_view child_name = child.name();
     if (child_name == "testcase") {
       Verdict verdict = judge(child);
+      if (!is_result(verdict)) continue;
       case_time += verdict.time;
       visitor.testcase(child, verdict, name);
     } else if (child_name == "testsuite") {
@@ -226,7 +237,7 @@ void walk_file(const XmlInput& input, SuiteVisitor& visitor) {
     if (std::string_view(child.name()) == "testsuite") {
       walk_suite(child, child.attribute("name").value(), visitor);
     } else if (std::string_view(child.name()) == "testcase") {
-      loose_cases = true;
+      loose_cases = loose_cases || is_result(judge(child));
     }
   }
   if (!loose_cases) return;
@@ -236,6 +247,7 @@ void walk_file(const XmlInput& input, SuiteVisitor& visitor) {
   double case_time = 0;
   for (pugi::xml_node child : root.children("testcase")) {
     Verdict verdict = judge(child);
+    if (!is_result(verdict)) continue;
     case_time += verdict.time;
     visitor.testcase(child, verdict, name);
   }
@@ -257,6 +269,125 @@ class RecordCollector final : public SuiteVisitor {
 std::string format_time(double seconds) {
   return fmt::format("{:.3f}", seconds);
 }
+
+// A suite's `timestamp` as seconds since the epoch.
+struct Timestamp {
+  double seconds = 0;
+  bool zoned = false;  // it named its zone; one without is read as UTC and compares only with its kind
+};
+
+// Reads `digits` decimal digits at text[at...]; -1 when they are not all there.
+int digits_at(std::string_view text, std::size_t at, std::size_t digits) {
+  if (at + digits > text.size()) return -1;
+  int value = 0;
+  for (std::size_t i = at; i < at + digits; ++i) {
+    if (text[i] < '0' || text[i] > '9') return -1;
+    value = value * 10 + (text[i] - '0');
+  }
+  return value;
+}
+
+// ISO 8601 as producers write it: "2024-05-02T10:11:12" (surefire, ctest, jest-junit, pytest 7), with a
+// fraction ("...12.012013"), with a zone ("...Z", "...+01:00", "...+0100": pytest 8, Go's tools), 'T' or a
+// space between date and time. nullopt for anything else.
+std::optional<Timestamp> parse_timestamp(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  int year = digits_at(text, 0, 4);
+  int month = digits_at(text, 5, 2);
+  int day = digits_at(text, 8, 2);
+  int hour = digits_at(text, 11, 2);
+  int minute = digits_at(text, 14, 2);
+  int second = digits_at(text, 17, 2);
+  if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0 || text[4] != '-' ||
+      text[7] != '-' || (text[10] != 'T' && text[10] != ' ') || text[13] != ':' || text[16] != ':' ||
+      hour > 23 || minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  std::chrono::year_month_day date{std::chrono::year(year), std::chrono::month(static_cast<unsigned>(month)),
+                                   std::chrono::day(static_cast<unsigned>(day))};
+  if (!date.ok()) return std::nullopt;
+  Timestamp stamp;
+  stamp.seconds = static_cast<double>(std::chrono::sys_days(date).time_since_epoch().count()) * 86400.0 +
+                  hour * 3600.0 + minute * 60.0 + second;
+  std::size_t at = 19;
+  if (at < text.size() && (text[at] == '.' || text[at] == ',')) {
+    double scale = 0.1;
+    std::size_t digits = 0;
+    for (++at; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at, ++digits, scale /= 10) {
+      stamp.seconds += (text[at] - '0') * scale;
+    }
+    if (digits == 0) return std::nullopt;
+  }
+  if (at == text.size()) return stamp;
+  stamp.zoned = true;
+  if (text[at] == 'Z' && at + 1 == text.size()) return stamp;
+  if (text[at] != '+' && text[at] != '-') return std::nullopt;
+  int sign = text[at] == '+' ? 1 : -1;
+  int zone_hours = digits_at(text, at + 1, 2);
+  std::size_t minutes_at = at + 3 < text.size() && text[at + 3] == ':' ? at + 4 : at + 3;
+  int zone_minutes = digits_at(text, minutes_at, 2);
+  if (zone_hours < 0 || zone_minutes < 0 || minutes_at + 2 != text.size()) return std::nullopt;
+  stamp.seconds -= sign * (zone_hours * 3600.0 + zone_minutes * 60.0);
+  return stamp;
+}
+
+// When a merged suite ran, from its parts: each input's suite of that name at that level, and each testcase
+// added to it (JUnitMerger::add_testcase). The suite ran from its earliest part's start (that part's
+// timestamp, which the merged suite is given) to its latest part's end (timestamp + time). A part without a
+// timestamp ran alongside the others, as the groups of one suite do, so the suite took at least as long as
+// its longest part; that is all that is known when no part has a timestamp, or when the timestamps cannot be
+// compared (some with a zone, some without). The result does not depend on how the parts were split between
+// mergers: absorbing a second merger gives what reading its files here would have.
+class SuiteTiming {
+ public:
+  void add_part(std::string_view timestamp, double seconds) {
+    longest_ = std::max(longest_, seconds);
+    std::optional<Timestamp> start = parse_timestamp(timestamp);
+    if (!start) return;
+    (start->zoned ? zoned_ : unzoned_) = true;
+    // The first of equal starts keeps its text, as reading the parts one after another would.
+    if (!start_ || start->seconds < *start_) {
+      start_ = start->seconds;
+      start_text_ = std::string(timestamp);
+    }
+    end_ = std::max(end_, start->seconds + seconds);
+  }
+
+  // A testcase added to the suite (JUnitMerger::add_testcase): a part without a timestamp.
+  void add_testcase(double seconds) { longest_ = std::max(longest_, seconds); }
+
+  // `later`'s parts, read after this one's.
+  void absorb(const SuiteTiming& later) {
+    longest_ = std::max(longest_, later.longest_);
+    zoned_ = zoned_ || later.zoned_;
+    unzoned_ = unzoned_ || later.unzoned_;
+    if (later.start_ && (!start_ || *later.start_ < *start_)) {
+      start_ = later.start_;
+      start_text_ = later.start_text_;
+    }
+    end_ = std::max(end_, later.end_);
+  }
+
+  // Whether the parts' timestamps say when the suite started: start() is then comparable with another
+  // comparable suite's of the same zoned().
+  bool comparable() const { return start_.has_value() && !(zoned_ && unzoned_); }
+  bool zoned() const { return zoned_; }
+  double start() const { return start_.value_or(0); }
+
+  double seconds() const { return comparable() ? std::max(end_ - *start_, longest_) : longest_; }
+
+  // The earliest part's timestamp as that part wrote it; empty when no part had one that reads.
+  const std::string& timestamp() const { return start_text_; }
+
+ private:
+  std::optional<double> start_;
+  std::string start_text_;
+  double end_ = std::numeric_limits<double>::lowest();  // of the parts with a timestamp
+  double longest_ = 0;
+  bool zoned_ = false;
+  bool unzoned_ = false;
+};
 
 void append_attribute(std::string& out, std::string_view name, std::string_view value) {
   out += ' ';
@@ -384,7 +515,7 @@ struct JUnitMerger::Impl {
   struct Suite {
     std::string name;
     std::vector<std::pair<std::string, std::string>> attributes;  // as first written, counts excluded
-    double time = 0;
+    SuiteTiming timing;
     bool disabled_attribute = false;      // ctest writes one; recomputed when any input had it
     std::vector<std::string> properties;  // <property> elements, each once, in the order first seen
     std::unordered_set<std::string> property_set;
@@ -539,6 +670,27 @@ struct JUnitMerger::Impl {
     return total;
   }
 
+  // The root's time when no wall time is given: from the earliest top-level suite's start to the latest one's
+  // end when each has a start comparable with the others', else their times added up (different suites with
+  // nothing to say they ran at once, taken as one runner runs its suites: one after another).
+  double root_seconds() const {
+    const std::vector<std::uint32_t>& top = suites[0].items;
+    if (top.empty()) return 0;
+    const bool zoned = suites[top.front() & ~kSuiteItem].timing.zoned();
+    bool spans = true;
+    double sum = 0;
+    double start = std::numeric_limits<double>::max();
+    double end = std::numeric_limits<double>::lowest();
+    for (std::uint32_t item : top) {
+      const SuiteTiming& timing = suites[item & ~kSuiteItem].timing;
+      spans = spans && timing.comparable() && timing.zoned() == zoned;
+      sum += timing.seconds();
+      start = std::min(start, timing.start());
+      end = std::max(end, timing.start() + timing.seconds());
+    }
+    return spans ? end - start : sum;
+  }
+
   void write_suite(ReportWriter& writer, TextReader& texts, std::uint32_t index,
                    const std::vector<Counts>& counts, int depth) const;
   void collect(TextReader& texts, std::uint32_t suite, std::vector<TestCaseRecord>& out) const;
@@ -642,8 +794,11 @@ void JUnitMerger::Impl::write_suite(ReportWriter& writer, TextReader& texts, std
   append_attribute(out, "errors", std::to_string(c.errors));
   append_attribute(out, "skipped", std::to_string(c.skipped));
   if (suite.disabled_attribute) append_attribute(out, "disabled", std::to_string(c.not_run));
-  append_attribute(out, "time", format_time(suite.time));
-  for (const auto& [name, value] : suite.attributes) append_attribute(out, name, value);
+  append_attribute(out, "time", format_time(suite.timing.seconds()));
+  for (const auto& [name, value] : suite.attributes) {
+    bool earliest = name == "timestamp" && !suite.timing.timestamp().empty();
+    append_attribute(out, name, earliest ? suite.timing.timestamp() : value);
+  }
   out += ">\n";
   if (!suite.properties.empty()) {
     out += indent + "  <properties>";
@@ -716,7 +871,7 @@ void JUnitMerger::Impl::absorb(Impl&& other) {
       Suite& ours = suites[to];
       for (const auto& [name, value] : theirs.attributes) ours.add_attribute(name, value);
       ours.disabled_attribute = ours.disabled_attribute || theirs.disabled_attribute;
-      ours.time += theirs.time;
+      ours.timing.absorb(theirs.timing);
       for (std::string& property : theirs.properties) ours.add_property(std::move(property));
       Suite::add_output(ours.system_out, theirs.system_out);
       Suite::add_output(ours.system_err, theirs.system_err);
@@ -764,7 +919,7 @@ class JUnitMerger::Impl::MergingVisitor final : public SuiteVisitor {
       written = parse_time(suite.attribute("time").value());
     }
     // The producer's own suite time counts setup and collection that no testcase carries.
-    merged.time += written.value_or(case_time);
+    merged.timing.add_part(suite ? suite.attribute("timestamp").value() : "", written.value_or(case_time));
     stack_.pop_back();
   }
 
@@ -879,7 +1034,7 @@ std::vector<bool> JUnitMerger::add_files(const std::vector<std::filesystem::path
 
 void JUnitMerger::add_testcase(const std::string& suite, const TestCaseRecord& record) {
   std::uint32_t index = impl_->child_suite(0, suite);
-  impl_->suites[index].time += record.time;
+  impl_->suites[index].timing.add_testcase(record.time);
   Verdict verdict;
   verdict.outcome = record.outcome;
   verdict.flaky = record.flaky;
@@ -890,8 +1045,7 @@ void JUnitMerger::add_testcase(const std::string& suite, const TestCaseRecord& r
 void JUnitMerger::write(const std::filesystem::path& out, std::optional<double> wall_time) const {
   std::vector<Impl::Counts> counts(impl_->suites.size());
   Impl::Counts total = impl_->count(0, counts);
-  double time = 0;
-  for (std::uint32_t item : impl_->suites[0].items) time += impl_->suites[item & ~Impl::kSuiteItem].time;
+  const double time = wall_time.value_or(impl_->root_seconds());
   ReportWriter writer(out);
   Impl::TextReader texts(*impl_);
   std::string& xml = writer.buffer();
@@ -901,7 +1055,7 @@ void JUnitMerger::write(const std::filesystem::path& out, std::optional<double> 
   append_attribute(xml, "failures", std::to_string(total.failures));
   append_attribute(xml, "errors", std::to_string(total.errors));
   append_attribute(xml, "skipped", std::to_string(total.skipped));
-  append_attribute(xml, "time", format_time(wall_time.value_or(time)));
+  append_attribute(xml, "time", format_time(time));
   xml += ">\n";
   for (std::uint32_t item : impl_->suites[0].items)
     impl_->write_suite(writer, texts, item & ~Impl::kSuiteItem, counts, 1);
@@ -929,8 +1083,7 @@ Totals JUnitMerger::totals() const {
   totals.failures = total.failures;
   totals.errors = total.errors;
   totals.skipped = total.skipped;
-  for (std::uint32_t item : impl_->suites[0].items)
-    totals.time += impl_->suites[item & ~Impl::kSuiteItem].time;
+  totals.time = impl_->root_seconds();
   return totals;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <regex>
 #include <thread>
 
 #include "environments/compose_backend.hpp"
@@ -230,6 +231,48 @@ TEST_F(ComposeEngine, ASidecarThatNeverListensTimesOutNamingThePort) {
   EXPECT_THAT(message, HasSubstr("not ready after 4.0s"));
   EXPECT_THAT(message, HasSubstr("port 7001 on "));
   EXPECT_THAT(message, HasSubstr("its last log lines"));
+  EXPECT_TRUE(environment->teardown().empty());
+}
+
+// The status line polls provisioning_state() while provision() runs on another thread: it names the sidecar
+// being waited for, what of it, and for how long of the limit.
+TEST_F(ComposeEngine, ProvisioningStateNamesTheSidecarAwaitedAndForHowLong) {
+  ComposeOptions options = minimal_options();
+  options.sidecars = {"slow", "silent"};  // a healthcheck healthy after 2 s, then a port that never opens
+  options.ready_timeout = seconds(8);
+  std::unique_ptr<Backend> backend = make_compose_backend(options);
+  backend->prepare(no_cancel_);
+  std::unique_ptr<Environment> environment = backend->create(slot(unique_run_id("state"), 1));
+  EXPECT_EQ(environment->provisioning_state(), "");
+  std::future<std::string> provisioned =
+      std::async(std::launch::async, [&] { return error_of([&] { environment->provision(no_cancel_); }); });
+  std::vector<std::string> seen;
+  while (provisioned.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+    std::string state = environment->provisioning_state();
+    if (!state.empty() && (seen.empty() || seen.back() != state)) seen.push_back(state);
+  }
+  std::string message = provisioned.get();
+  EXPECT_THAT(message, HasSubstr("sidecar silent"));
+  EXPECT_THAT(message, HasSubstr("not ready after 8.0s (--ready-timeout)"));
+  EXPECT_EQ(environment->provisioning_state(), "") << "nothing to show once provision() has returned";
+  auto matching = [&](const std::string& pattern) {
+    const std::regex expression(pattern);
+    return std::count_if(seen.begin(), seen.end(),
+                         [&](const std::string& state) { return std::regex_match(state, expression); });
+  };
+  EXPECT_GT(matching(R"(waiting for slow \(healthcheck\), [0-8]s of 8s)"), 0) << util::join(seen, "\n");
+  EXPECT_GT(matching(R"(waiting for silent \(port 7001\), [0-8]s of 8s)"), 0) << util::join(seen, "\n");
+  // Nothing but the phases of provision(), in their order: compose up, then the sidecars one by one.
+  EXPECT_EQ(
+      matching(
+          R"((starting slow, silent \(compose up\), \d+s|waiting for (slow|silent) \(.*\), [0-8]s of 8s))"),
+      static_cast<long>(seen.size()))
+      << util::join(seen, "\n");
+  auto first_silent = std::find_if(seen.begin(), seen.end(), [](const std::string& state) {
+    return state.starts_with("waiting for silent");
+  });
+  EXPECT_TRUE(std::none_of(first_silent, seen.end(),
+                           [](const std::string& state) { return state.starts_with("waiting for slow"); }));
   EXPECT_TRUE(environment->teardown().empty());
 }
 

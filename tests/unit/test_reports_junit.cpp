@@ -6,10 +6,14 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <pugixml.hpp>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -82,6 +86,17 @@ std::string read_text(const std::filesystem::path& path) {
   return util::read_file(path);
 }
 
+// "2026-11-26T07:36:53.012013" (no zone, read as UTC) as seconds since the epoch.
+double epoch_seconds(const char* timestamp) {
+  std::tm tm{};
+  std::istringstream in(timestamp);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) throw std::runtime_error(std::string("not a timestamp: ") + timestamp);
+  double fraction = 0;
+  if (const char* dot = std::strchr(timestamp, '.')) fraction = std::stod(std::string("0") + dot);
+  return static_cast<double>(timegm(&tm)) + fraction;
+}
+
 class JUnitTest : public ::testing::Test {
  protected:
   util::TempDir temp_{"junit-test-"};
@@ -146,23 +161,71 @@ TEST_F(JUnitTest, PytestPartsMergeToTheWholeRun) {
   whole_counts["tests"] = "13";  // pytest wrote 12: see PytestRealOutputReadsEveryOutcome
   EXPECT_EQ(describe(counts_of(suite)), whole_counts);
   EXPECT_EQ(describe(counts_of(suites)), describe(counts_of(suite)));
-  // The suite time is the sum of the parts' own suite times (they include collection).
-  double part_times = std::stod(parse(kData / "pytest/part-1.xml")
-                                    .child("testsuites")
-                                    .child("testsuite")
-                                    .attribute("time")
-                                    .value()) +
-                      std::stod(parse(kData / "pytest/part-2.xml")
-                                    .child("testsuites")
-                                    .child("testsuite")
-                                    .attribute("time")
-                                    .value());
-  EXPECT_NEAR(suite.attribute("time").as_double(), part_times, 0.0011);
+  // The parts ran one after the other (generate.sh): the suite ran from part 1's start (its timestamp, which
+  // the merged suite has) to part 2's end, and its own suite times include collection.
+  pugi::xml_document part_1_doc = parse(kData / "pytest/part-1.xml");
+  pugi::xml_document part_2_doc = parse(kData / "pytest/part-2.xml");
+  pugi::xml_node part_1 = part_1_doc.child("testsuites").child("testsuite");
+  pugi::xml_node part_2 = part_2_doc.child("testsuites").child("testsuite");
+  EXPECT_STREQ(suite.attribute("timestamp").value(), part_1.attribute("timestamp").value());
+  double span = epoch_seconds(part_2.attribute("timestamp").value()) + part_2.attribute("time").as_double() -
+                epoch_seconds(part_1.attribute("timestamp").value());
+  EXPECT_NEAR(suite.attribute("time").as_double(), span, 0.0011);
+  EXPECT_STREQ(suites.attribute("time").value(), suite.attribute("time").value());
   // Every testcase keeps its children as written (failure text, captured output).
   pugi::xpath_node_set merged_out = suite.select_nodes("testcase/system-out");
   pugi::xpath_node_set whole_out = expected.select_nodes("//testcase/system-out");
   EXPECT_EQ(merged_out.size(), whole_out.size());
   EXPECT_EQ(merged_out.size(), 13u);
+}
+
+// pytest's own report of a run interrupted while its second test ran (pytest-interrupted/generate.sh) holds a
+// `<testcase time="0.000" />` for the interrupted test: no name, no classname, no outcome. It is no result.
+TEST_F(JUnitTest, PytestInterruptedWritesATestcaseWithoutANameThatIsNoResult) {
+  pugi::xml_document written = parse(kData / "pytest-interrupted/junit.xml");
+  ASSERT_EQ(written.select_nodes("//testcase[not(@name)]").size(), 1u);
+  std::vector<TestCaseRecord> records = read_testcases(kData / "pytest-interrupted/junit.xml");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].name, "test_passes");
+
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(kData / "pytest-interrupted/junit.xml"));
+  TestCaseRecord interrupted;
+  interrupted.classname = "test_interrupted";
+  interrupted.name = "test_interrupted";
+  interrupted.outcome = Outcome::kError;
+  interrupted.message = "not run: the run was interrupted (SIGINT) while this test was running";
+  merger.add_testcase("pytest", interrupted);
+  merger.write(out_);
+  Totals totals = merger.totals();
+  EXPECT_EQ(totals.tests, 2u);
+  EXPECT_EQ(totals.errors, 1u);
+  pugi::xml_document merged = parse(out_);
+  EXPECT_EQ(merged.select_nodes("//testcase").size(), 2u);
+  EXPECT_EQ(merged.select_nodes("//testcase[not(@name)]").size(), 0u);
+  EXPECT_STREQ(merged.child("testsuites").attribute("tests").value(), "2");
+  EXPECT_STREQ(merged.child("testsuites").child("testsuite").attribute("tests").value(), "2");
+  EXPECT_TRUE(merger.duplicates().empty());
+}
+
+TEST_F(JUnitTest, TestcasesWithoutANameAreLeftOutWhereverTheyAre) {
+  std::filesystem::path in = write("nameless.xml", R"(<testsuites name="loose">
+  <testcase time="1"/>
+  <testcase name="" classname="c" time="2"><failure message="m"/></testcase>
+  <testsuite name="s"><testcase classname="c" time="3"/><testcase classname="c" name="kept" time="4"/></testsuite>
+</testsuites>)");
+  std::vector<TestCaseRecord> records = read_testcases(in);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].name, "kept");
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(in));
+  merger.write(out_);
+  pugi::xml_document merged = parse(out_);
+  // The root's loose testcases were all nameless: no suite is made for them.
+  EXPECT_EQ(merged.select_nodes("//testsuite").size(), 1u);
+  EXPECT_EQ(merged.select_nodes("//testcase").size(), 1u);
+  EXPECT_EQ(merger.totals().tests, 1u);
+  EXPECT_EQ(merger.totals().failures, 0u);
 }
 
 TEST_F(JUnitTest, PytestOneFileTwiceIsReportedAsDuplicatesAndKept) {
@@ -235,7 +298,8 @@ TEST_F(JUnitTest, JestThousandsCommasAndWallTime) {
   EXPECT_EQ(find(records, "Cart applies coupons").outcome, Outcome::kSkipped);
   JUnitMerger merger;
   merger.add_file(kData / "jest-junit/junit.xml");
-  EXPECT_DOUBLE_EQ(merger.totals().time, 2.5 + 1234.5);
+  // From Cart's start (10:11:12) to Price's end (10:11:14 + 1234.5 s).
+  EXPECT_DOUBLE_EQ(merger.totals().time, 2 + 1234.5);
   merger.write(out_, 4.021);
   pugi::xml_document doc = parse(out_);
   EXPECT_STREQ(doc.child("testsuites").attribute("name").value(), "jest tests");
@@ -347,9 +411,78 @@ TEST_F(JUnitTest, SuitesOfOneNameMergeAtTheirOwnLevelOnly) {
   pugi::xml_node inner = outer.child("testsuite");
   EXPECT_STREQ(inner.attribute("tests").value(), "2");
   EXPECT_STREQ(inner.attribute("failures").value(), "1");
-  EXPECT_STREQ(inner.attribute("time").value(), "3.000");  // 1 (no suite time: its cases) + 2 (written)
-  EXPECT_STREQ(outer.attribute("time").value(), "6.000");  // 1 + 5
+  // Parts of one suite without timestamps ran alongside each other: the longest, 2 (written) rather than 1
+  // (no suite time: its cases).
+  EXPECT_STREQ(inner.attribute("time").value(), "2.000");
+  EXPECT_STREQ(outer.attribute("time").value(), "5.000");  // of 1 and 5
   EXPECT_STREQ(root.attribute("tests").value(), "3");
+  // Different suites without timestamps: one after the other, outer (5) then the top-level inner (1).
+  EXPECT_STREQ(root.attribute("time").value(), "6.000");
+}
+
+// The groups of one run, each a part of suite "pytest" with pytest's timestamp (when its session started) and
+// time: the merged suite has the earliest timestamp, and its time runs from there to the latest end.
+TEST_F(JUnitTest, ASuiteMergedFromGroupsRunsFromTheEarliestStartToTheLatestEnd) {
+  auto group = [&](int index, const char* timestamp, const char* time) {
+    return write(
+        fmt::format("group-{}.xml", index),
+        fmt::format(R"(<testsuites><testsuite name="pytest" time="{}" timestamp="{}" hostname="g{}">)"
+                    R"(<testcase classname="t" name="test_{}" time="0.5"/></testsuite></testsuites>)",
+                    time, timestamp, index, index));
+  };
+  JUnitMerger merger;
+  ASSERT_TRUE(merger.add_file(group(1, "2024-05-02T10:00:05.5", "10")));
+  ASSERT_TRUE(merger.add_file(group(2, "2024-05-02T10:00:01", "3")));
+  ASSERT_TRUE(merger.add_file(group(3, "2024-05-02T10:00:02.250", "1.25")));
+  TestCaseRecord not_run;
+  not_run.classname = "t";
+  not_run.name = "test_4";
+  not_run.outcome = Outcome::kError;
+  merger.add_testcase("pytest", not_run);
+  EXPECT_DOUBLE_EQ(merger.totals().time, 14.5);
+  merger.write(out_);
+  pugi::xml_document doc = parse(out_);
+  pugi::xml_node suite = doc.child("testsuites").child("testsuite");
+  EXPECT_STREQ(suite.attribute("timestamp").value(), "2024-05-02T10:00:01");  // group 2's, as it wrote it
+  EXPECT_STREQ(suite.attribute("time").value(), "14.500");                    // 10:00:01 to 10:00:15.5
+  EXPECT_STREQ(suite.attribute("hostname").value(), "g1");  // other attributes: the first input's
+  EXPECT_STREQ(doc.child("testsuites").attribute("time").value(), "14.500");
+  // A run gives its wall time, which holds the groups' span and what came before and after it.
+  merger.write(out_, 21.25);
+  doc = parse(out_);
+  EXPECT_STREQ(doc.child("testsuites").attribute("time").value(), "21.250");
+  EXPECT_STREQ(doc.child("testsuites").child("testsuite").attribute("time").value(), "14.500");
+}
+
+TEST_F(JUnitTest, SuiteTimestampsWithZonesWithoutAndUnreadable) {
+  auto merged = [&](const std::vector<std::pair<std::string, std::string>>& parts) {
+    JUnitMerger merger;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      std::string timestamp = parts[i].first.empty() ? "" : " timestamp=\"" + parts[i].first + "\"";
+      EXPECT_TRUE(merger.add_file(write(fmt::format("part-{}.xml", i),
+                                        fmt::format(R"(<testsuite name="s" time="{}"{}>)"
+                                                    R"(<testcase classname="c" name="t{}"/></testsuite>)",
+                                                    parts[i].second, timestamp, i))));
+    }
+    merger.write(out_);
+    pugi::xml_document doc = parse(out_);
+    pugi::xml_node suite = doc.child("testsuites").child("testsuite");
+    return std::pair<std::string, std::string>(suite.attribute("timestamp").value(),
+                                               suite.attribute("time").value());
+  };
+  // 12:00+02:00 is 10:00Z, the earlier: the suite ends at 10:00:00.5Z + 1.
+  EXPECT_EQ(merged({{"2024-05-02T12:00:00+02:00", "1"}, {"2024-05-02T10:00:00.5Z", "1"}}),
+            (std::pair<std::string, std::string>("2024-05-02T12:00:00+02:00", "1.500")));
+  EXPECT_EQ(merged({{"2024-05-02 10:00:03+0000", "1"}, {"2024-05-02T09:59:59-00:00", "2"}}),
+            (std::pair<std::string, std::string>("2024-05-02T09:59:59-00:00", "5.000")));
+  // A zone and no zone cannot be compared: the parts ran alongside, the longest counts.
+  EXPECT_EQ(merged({{"2024-05-02T10:00:00", "2"}, {"2024-05-02T10:00:30Z", "3"}}).second, "3.000");
+  // An unreadable timestamp is no start: its part ran alongside the others (and is the longest here); the
+  // timestamp written is one that reads.
+  EXPECT_EQ(merged({{"yesterday", "4"}, {"2024-05-02T10:00:00", "1"}, {"2024-05-02T10:00:01", "1"}}),
+            (std::pair<std::string, std::string>("2024-05-02T10:00:00", "4.000")));
+  EXPECT_EQ(merged({{"2024-02-30T10:00:00", "4"}, {"", "1"}}),
+            (std::pair<std::string, std::string>("2024-02-30T10:00:00", "4.000")));
 }
 
 // Each producer's files merged, byte for byte as reviewed against FORMATS.md: counts recomputed, times
@@ -375,8 +508,8 @@ TEST_P(JUnitGoldenTest, MergedOutputIsTheReviewedOne) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Producers, JUnitGoldenTest,
-                         ::testing::Values("pytest", "gotestsum", "go-junit-report", "jest-junit", "surefire",
-                                           "ctest", "nested"),
+                         ::testing::Values("pytest", "pytest-interrupted", "gotestsum", "go-junit-report",
+                                           "jest-junit", "surefire", "ctest", "nested"),
                          [](const ::testing::TestParamInfo<std::string>& param_info) {
                            std::string name;
                            for (char c : param_info.param)
@@ -679,7 +812,9 @@ std::vector<std::string> varied_inputs() {
   std::vector<std::string> files;
   for (int f = 0; f < 7; ++f) {
     std::string xml = "<testsuites name=\"all\">";
+    // The earliest timestamp is the last file's: read by the second thread.
     xml += "<testsuite name=\"shared\" time=\"1.5\" hostname=\"h" + std::to_string(f) +
+           "\" timestamp=\"2024-05-02T10:00:0" + std::to_string(9 - f) +
            "\"><properties>"
            "<property name=\"p\" value=\"" +
            std::to_string(f % 2) + "\"/></properties>";
@@ -730,6 +865,10 @@ TEST_F(JUnitTest, MergedOnTwoThreadsIsByteForByteTheSequentialMerge) {
   EXPECT_EQ(parallel.problems()[0].file, paths[4]);
   EXPECT_EQ(parallel.totals().tests, sequential.totals().tests);
   EXPECT_EQ(parallel.totals().tests, 6u * 8u);
+  pugi::xml_document doc = parse(b);
+  pugi::xml_node shared = doc.child("testsuites").find_child_by_attribute("testsuite", "name", "shared");
+  EXPECT_STREQ(shared.attribute("timestamp").value(), "2024-05-02T10:00:03");  // the last file's
+  EXPECT_STREQ(shared.attribute("time").value(), "7.500");  // to the first file's end, 10:00:09 + 1.5
 }
 
 TEST_F(JUnitTest, AnInputChangedBeforeTheResultIsWrittenIsNamedAndNothingIsWritten) {
