@@ -23,6 +23,7 @@
 #include "runners/pytest_runner.hpp"
 #include "util/error.hpp"
 #include "util/files.hpp"
+#include "util/secrets.hpp"
 #include "util/signals.hpp"
 #include "util/strings.hpp"
 
@@ -199,6 +200,35 @@ MergeSummary merge_results(const runners::Runner& runner, const FleetCommands& c
   summary.duplicates = merger.duplicates();
   summary.testcases = merger.testcases();
   return summary;
+}
+
+// What a worker's runners wrote (their output, progress, JUnit) may hold its servers' secrets: a test that
+// printed DATABASE_URL, or failed on an assertion about it. Masked in place before anything reads them (the
+// merge copies JUnit text as it is; the CI folds, the HTML report and `testfleet report` read the files),
+// and in what the channel reported.
+void mask_secrets(execution::FleetResult& result, const FleetCommands& commands,
+                  const runners::Runner& runner,
+                  const std::vector<std::unique_ptr<environments::Environment>>& environments) {
+  for (std::size_t w = 0; w < result.workers.size() && w < environments.size(); ++w) {
+    std::vector<std::string> secrets = environments[w]->secrets();
+    if (secrets.empty()) continue;
+    std::vector<std::filesystem::path> files = {commands.log(w),
+                                                commands.log(w).parent_path() / "progress.jsonl"};
+    for (const execution::RunnerRecord& run : result.workers[w].runs)
+      files.push_back(runner.group_junit(commands.request(w, run.number)));
+    for (const std::filesystem::path& file : files) {
+      if (!std::filesystem::exists(file)) continue;
+      std::string text = util::read_file(file);
+      std::string masked = util::redact(text, secrets);
+      if (masked != text) util::write_file_atomic(file, masked);
+    }
+    for (execution::TestRecord& test : result.tests) {
+      if (test.worker != w) continue;
+      test.message = util::redact(std::move(test.message), secrets);
+      test.teardown_error = util::redact(std::move(test.teardown_error), secrets);
+      test.cause = util::redact(std::move(test.cause), secrets);
+    }
+  }
 }
 
 // Every worker that ran shows "merging" (with how it ended) until the summary: teardown, the merge and the
@@ -591,6 +621,8 @@ int run_tests(const RunOptions& options) {
       fleet.run(signals.stop_requested(), [&signals] { return signals.received(); });
   show_merging(printer, fleet.views(), std::chrono::duration<double>(Clock::now() - start).count());
   const bool in_container = backend->name() == "compose";
+
+  mask_secrets(result, commands, *runner, cleanup.environments);
 
   // A server or sidecar that ended while its worker ran, an engine that stopped answering: the tests' own
   // errors only hint at it, so it is named here, and the run is an infrastructure failure.

@@ -17,6 +17,7 @@
 #include "execution/worker_channel.hpp"
 #include "util/error.hpp"
 #include "util/files.hpp"
+#include "util/secrets.hpp"
 #include "util/strings.hpp"
 
 namespace testfleet::execution {
@@ -119,7 +120,9 @@ struct Fleet::Worker {
   std::vector<std::string> batch_ids;
   std::vector<std::size_t> batch_tests;
 
-  std::ofstream progress;  // group-N/progress.jsonl, the events as they came
+  std::ofstream progress;         // group-N/progress.jsonl, the events as they came
+  std::string provisioning_said;  // the provisioning state last printed as a plain line
+  Clock::time_point provisioning_said_at;
   WorkerRecord record;
 
   bool has_runner() const { return process.running() || (process.pid() > 0 && !process.status()); }
@@ -151,6 +154,10 @@ class Fleet::Loop {
  private:
   double now() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
   void print_block(const std::string& text) { fleet_.printer_.block(text); }
+  // A worker's output may hold its servers' secrets (a test that printed DATABASE_URL): masked.
+  void print_block(const Worker& worker, const std::string& text) {
+    fleet_.printer_.block(util::redact(text, worker.environment->secrets()));
+  }
   void print(const std::string& text) { fleet_.printer_.line(text); }
   std::string red(const std::string& text) const { return fleet_.printer_.red(text); }
 
@@ -172,6 +179,7 @@ class Fleet::Loop {
   void handle_stop();
   void finish_test(Worker& worker, std::size_t t, const WorkerEvent* event, std::string cause);
   void redraw(bool force);
+  void show_provisioning(Worker& worker);
   bool all_done() const;
   void give_up_unfinished();
   std::string failure_header(const Worker& worker, const std::string& how) const;
@@ -642,7 +650,7 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
                         util::format_duration(seconds), worker.record.tests_run));
     } else {
       // Failed tests (exit 1) or a runner that failed by itself: its output follows, ninja-style.
-      print_block(failure_header(worker, how) + log_since(worker.launch.log, worker.log_offset));
+      print_block(worker, failure_header(worker, how) + log_since(worker.launch.log, worker.log_offset));
     }
     return;
   }
@@ -678,8 +686,8 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
   }
   std::string what = victim ? fmt::format("{} while running {}", how, result_.assignment->ids[*victim])
                             : (worker.collected ? how : how + " before it collected the tests");
-  print_block(failure_header(worker, run.timed_out ? "timed out, " + how : how) +
-              log_since(worker.launch.log, worker.log_offset));
+  print_block(worker, failure_header(worker, run.timed_out ? "timed out, " + how : how) +
+                          log_since(worker.launch.log, worker.log_offset));
   if (run.timed_out) {
     lose(worker, fmt::format("its runner timed out ({})", what));
     return;
@@ -750,7 +758,7 @@ void Fleet::Loop::batch_ended(Worker& worker, const util::ExitStatus& status) {
   }
   if (crashed || !(status.code == 0 || status.code == 1)) {
     run.died = crashed;
-    print_block(failure_header(worker, how) + log_since(worker.launch.log, worker.log_offset));
+    print_block(worker, failure_header(worker, how) + log_since(worker.launch.log, worker.log_offset));
   }
   if (stopping_) {
     worker.state = Worker::State::kDone;
@@ -793,6 +801,22 @@ bool Fleet::Loop::all_done() const {
     return false;
   }
   return true;
+}
+
+// What an environment being provisioned awaits ("waiting for db (healthcheck), 12s of 180s"): in its status
+// line, and on a plain terminal (CI) as a line when it changes (its running count aside) and every 30 s.
+void Fleet::Loop::show_provisioning(Worker& worker) {
+  if (worker.state != Worker::State::kProvisioning) return;
+  std::string state = worker.environment->provisioning_state();
+  fleet_.views_[worker.slot].detail = state;
+  if (fleet_.printer_.smart() || state.empty()) return;
+  std::string what = state.substr(0, state.rfind(", "));
+  if (what != worker.provisioning_said ||
+      Clock::now() - worker.provisioning_said_at > std::chrono::seconds(30)) {
+    print(fmt::format("worker {}: {}", worker.index, state));
+    worker.provisioning_said = what;
+    worker.provisioning_said_at = Clock::now();
+  }
 }
 
 void Fleet::Loop::redraw(bool force) {
@@ -847,7 +871,10 @@ FleetResult Fleet::Loop::run() {
   }
   while (true) {
     handle_stop();
-    for (std::unique_ptr<Worker>& worker : workers_) check_provisioned(*worker);
+    for (std::unique_ptr<Worker>& worker : workers_) {
+      check_provisioned(*worker);
+      show_provisioning(*worker);
+    }
 
     std::vector<pollfd> fds;
     for (const std::unique_ptr<Worker>& worker : workers_) {

@@ -325,18 +325,20 @@ def test_a_sidecar_that_never_gets_ready_fails_after_the_ready_timeout(testfleet
     require_compose(compose)
     project = copy_story(tmp_path)
     (project / "never-ready.yml").write_text(NEVER_READY)
-    result = run([testfleet, "run", "-n", "2", *compose_args("docker-compose.yml", "never-ready.yml"),
-                  "--ready-timeout", "5", "--timeout", "600", "--", *USERS_COMMAND], cwd=project, timeout=900,
-                 env=clean_env(TESTFLEET_COMPOSE=compose))
+    result = run([testfleet, "run", "-n", "2", "--progress", "plain",
+                  *compose_args("docker-compose.yml", "never-ready.yml"), "--ready-timeout", "5", "--timeout", "600",
+                  "--", *USERS_COMMAND], cwd=project, timeout=900, env=clean_env(TESTFLEET_COMPOSE=compose))
     output = result.stdout + result.stderr
     assert result.returncode == 3, output
+    # Not silence: what each worker awaits, and for how long, while it waits.
+    assert re.search(r"worker 1: waiting for db \(healthcheck\), \d+s of 5s", output), output
     for group in (1, 2):
-        assert re.search(rf"FAILED: group {group}: its environment could not be provisioned:\n"
+        assert re.search(rf"FAILED: worker {group}: its environment could not be provisioned:\n"
                          rf"compose project testfleet-\S+-g{group}: sidecar db \(container \S+\) not ready after "
                          rf"5\.0s \(--ready-timeout\): its healthcheck says starting", output), output
     merged = junit_testcases(project / "unit.xml")
     assert len(merged) == 15
-    assert all(c.find("error").get("message").startswith("not run: group ") for c in merged)
+    assert all(c.find("error").get("message").startswith("not run: worker ") for c in merged)
     assert compose_leftovers(run_record(project)["run_id"]) == []
 
 

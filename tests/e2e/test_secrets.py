@@ -441,9 +441,6 @@ def test_compose_sidecars_publish_no_port_on_the_host(testfleet, tmp_path):
             proc.wait(timeout=300)
 
 
-@pytest.mark.xfail(strict=True, reason="open: what a group's own tests print is shown unmasked until run_command "
-                                       "and the supervisor redact it with Environment::secrets() (docs/reliability.md, "
-                                       "Security); strict, so the test turns red once it holds: drop this mark then")
 def test_a_secret_a_failing_test_prints_is_masked_everywhere(testfleet, work_root):
     """A test that fails on an assertion about DATABASE_URL puts the password in pytest's output and its JUnit
     failure message; testfleet shows that output (FAILED block, CI folds, HTML report, merged JUnit)."""
