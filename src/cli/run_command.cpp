@@ -525,6 +525,10 @@ execution::Assignment assignment_of(const planning::Plan& plan) {
 void announce_plan(const Planned& planned, const RunContext& context, const RunOptions& options,
                    ui::StatusPrinter& printer) {
   const planning::Plan& plan = planned.plan;
+  if (plan.tests.empty()) {
+    printer.line(fmt::format("testfleet run {}: the collection holds no test", context.run_id));
+    return;
+  }
   std::string schedule = options.schedule == "dynamic"
                              ? "dynamic: workers take queued tests from each other as they run dry"
                              : "static: the plan exactly";
@@ -727,7 +731,9 @@ int run_tests(const RunOptions& options) {
   bool runner_failed = false;
   for (const execution::WorkerRecord& worker : result.workers) {
     for (const execution::RunnerRecord& run : worker.runs) {
-      if (run.status && !run.died && !(run.status->code == 0 || run.status->code == 1)) runner_failed = true;
+      // Exit 1 is failed tests, which the report holds; a death is its victim's error; anything else failed.
+      bool tests_failed = run.status && run.status->signal == 0 && run.status->code == 1;
+      if (run.status && !run.died && !tests_failed && !execution::ended_well(run)) runner_failed = true;
     }
   }
   printer.clear();  // the status area ends with the merge; the summary is the last word

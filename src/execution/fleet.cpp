@@ -73,6 +73,12 @@ std::string some_of(const std::vector<std::string>& names) {
 
 }  // namespace
 
+bool ended_well(const RunnerRecord& run) {
+  if (!run.status || run.died || run.timed_out || run.stopped || run.start_error) return false;
+  // pytest's 5, "no tests collected", is how a runner that was sent nothing ends (-k deselected everything).
+  return run.status->success() || (run.status->signal == 0 && run.status->code == 5 && run.tests.empty());
+}
+
 std::vector<std::string> shown_argv(std::vector<std::string> argv) {
   for (std::string& word : argv) {
     if (word.size() > 400) word = fmt::format("{}...({} bytes)", word.substr(0, 40), word.size());
@@ -236,6 +242,10 @@ void Fleet::Loop::check_provisioned(Worker& worker) {
   worker.record.provision_seconds = epoch_now() - worker.record.provision_started;
   if (suite_done_early_) {
     // The others ran the whole suite before this environment was ready: it was cancelled, not failed.
+    print(fmt::format(
+        "worker {}: not needed, the other workers ran the whole suite before its environment was "
+        "ready{}",
+        worker.index, worker.provisioning_said.empty() ? "" : " (" + worker.provisioning_said + ")"));
     worker.state = Worker::State::kDone;
     fleet_.views_[worker.slot].state = ui::GroupState::kPassed;
     fleet_.views_[worker.slot].detail = "not needed";
@@ -430,8 +440,10 @@ void Fleet::Loop::handle(Worker& worker, WorkerEvent& event) {
         try {
           util::write_file_atomic(worker.launch.returned_files_dir / event.file, event.data);
         } catch (const std::exception& e) {
-          print(fmt::format("warning: worker {}: cannot write the {} its runner sent: {}", worker.index,
-                            event.file, e.what()));
+          // Its results still came through the channel; the reports directory failing is the machine's.
+          std::string problem = fmt::format("cannot write the {} its runner sent: {}", event.file, e.what());
+          print_block(fmt::format("{} worker {}: {}", red("FAILED:"), worker.index, problem));
+          worker.record.problems.push_back(problem);
         }
       }
       return;
@@ -643,9 +655,10 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
   double seconds = std::chrono::duration<double>(Clock::now() - worker.runner_started).count();
   if (clean_end) {
     worker.state = Worker::State::kDone;
-    fleet_.views_[worker.slot].state = status.success() ? ui::GroupState::kPassed : ui::GroupState::kFailed;
-    fleet_.views_[worker.slot].detail = status.success() ? "" : how;
-    if (status.success()) {
+    bool passed = ended_well(run);
+    fleet_.views_[worker.slot].state = passed ? ui::GroupState::kPassed : ui::GroupState::kFailed;
+    fleet_.views_[worker.slot].detail = passed ? "" : how;
+    if (passed) {
       print(fmt::format("worker {} {} in {} ({} tests)", worker.index, fleet_.printer_.green("passed"),
                         util::format_duration(seconds), worker.record.tests_run));
     } else {

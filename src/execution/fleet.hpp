@@ -161,6 +161,10 @@ class Fleet {
   std::vector<ui::GroupView> views_;
 };
 
+// Whether a runner ended as it should: told to, with success (or pytest's "no tests collected" when it was
+// sent none).
+bool ended_well(const RunnerRecord& run);
+
 // A command as it is shown (FAILED blocks, run.json): a word of more than 400 bytes (the plugin's source,
 // which travels as a variable into a container) as its start and its size.
 std::vector<std::string> shown_argv(std::vector<std::string> argv);

@@ -135,6 +135,14 @@ def test_same_testcases_as_a_serial_compose_run(testfleet, project, schedule):
     assert compose_leftovers(run_id_of(project)) == []
 
 
+def test_nothing_collected_in_a_container_fails(testfleet, project):
+    result = run([testfleet, "run", "-n", "2", "--compose", "docker-compose.yml", "--service", "app", "--", "pytest",
+                  "--junit-xml=unit.xml", "-k", "no_such_test"], cwd=project, timeout=1200)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "no tests were collected" in result.stdout and "inside the app service's container" in result.stdout
+    assert compose_leftovers(run_id_of(project)) == []
+
+
 def test_clear_errors(testfleet, project):
     result = run([testfleet, "run", "--compose", "docker-compose.yml", "--service", "nosuch", "--", "pytest"],
                  cwd=project)

@@ -164,8 +164,10 @@ def test_run_spreads_groups_over_both_engines(testfleet, second_engine):
     (project / "tests" / "test_where.py").write_text(TESTS)
 
     started = int(time.time())
-    result = run([testfleet, "run", "-n", "4", "--compose", "docker-compose.yml", "--service", "app",
-                  "--docker-host", first, "--docker-host", second_engine, "--",
+    # Static: each worker runs its own share, so that every engine's workers are seen running tests (the
+    # dynamic schedule lets the first ready workers take the tests of those still being provisioned).
+    result = run([testfleet, "run", "-n", "4", "--schedule", "static", "--compose", "docker-compose.yml",
+                  "--service", "app", "--docker-host", first, "--docker-host", second_engine, "--",
                   "python3", "-m", "pytest", "--junit-xml=unit.xml", "tests"], cwd=project, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert junit_counts(project / "unit.xml")["tests"] == 8

@@ -358,3 +358,17 @@ def test_a_malformed_group_report_is_named_and_the_rest_merged(testfleet, tmp_pa
     assert sum(cases.values()) >= len(ids)
     assert {name for _, name, _ in cases} >= set(ids)
     assert "not reported: worker 2" in merged.read_text()
+
+
+def test_nothing_collected_fails_unless_allowed(testfleet, tmp_path):
+    """pytest exits 5 when it collects nothing; so does testfleet, saying where it collected, so that CI never
+    goes green with nothing run."""
+    project = copy_fixture("basic", tmp_path)
+    argv = [testfleet, "run", "-n", "2", "--", "pytest", "--junit-xml=unit.xml", "-k", "no_such_test", "tests"]
+    result = run(argv, cwd=project)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "no tests were collected" in result.stdout and str(project) in result.stdout, result.stdout
+    assert "--allow-no-tests" in result.stdout
+    allowed = run([*argv[:2], "--allow-no-tests", *argv[2:]], cwd=project)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert junit_counts(project / "unit.xml")["tests"] == 0
