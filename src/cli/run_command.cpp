@@ -105,6 +105,19 @@ class Cleanup {
   bool released_ = false;
 };
 
+// A testcase of testfleet's own making for test `id`, named as its runner would name it.
+reports::TestCaseRecord testcase_for(const runners::Runner& runner, const std::string& id,
+                                     reports::Outcome outcome, std::string message) {
+  reports::JUnitKey key = runner.junit_key(id);
+  reports::TestCaseRecord record;
+  record.suite = runner.junit_suite_name();
+  record.classname = key.classname;
+  record.name = key.name;
+  record.outcome = outcome;
+  record.message = std::move(message);
+  return record;
+}
+
 reports::Outcome outcome_from(std::string_view text) {
   if (text == "failed") return reports::Outcome::kFailed;
   if (text == "error") return reports::Outcome::kError;
@@ -148,14 +161,8 @@ MergeSummary merge_results(const runners::Runner& runner, const FleetCommands& c
       auto it = merged.find({*test.worker, test.run});
       if (it != merged.end() && it->second) continue;
       // Reported through the channel only: its runner never wrote its JUnit.
-      reports::JUnitKey key = runner.junit_key(id);
-      reports::TestCaseRecord record;
-      record.suite = runner.junit_suite_name();
-      record.classname = key.classname;
-      record.name = key.name;
+      reports::TestCaseRecord record = testcase_for(runner, id, outcome_from(test.outcome), test.message);
       record.time = test.seconds;
-      record.outcome = outcome_from(test.outcome);
-      record.message = test.message;
       merger.add_testcase(runner.junit_suite_name(), record);
       if (!test.teardown_error.empty()) {
         record.outcome = reports::Outcome::kError;
@@ -165,13 +172,7 @@ MergeSummary merge_results(const runners::Runner& runner, const FleetCommands& c
       }
       continue;
     }
-    reports::JUnitKey key = runner.junit_key(id);
-    reports::TestCaseRecord record;
-    record.suite = runner.junit_suite_name();
-    record.classname = key.classname;
-    record.name = key.name;
-    record.outcome = reports::Outcome::kError;
-    record.message = test.cause;
+    reports::TestCaseRecord record = testcase_for(runner, id, reports::Outcome::kError, test.cause);
     record.text = fmt::format("{}\ntest: {}", record.message, id);
     if (test.worker) {
       record.text += fmt::format("\nworker log: {}", commands.log(*test.worker).string());
@@ -182,13 +183,7 @@ MergeSummary merge_results(const runners::Runner& runner, const FleetCommands& c
     ++summary.synthesized;
   }
   for (const execution::CollectionSkip& skip : result.collection_skips) {
-    reports::JUnitKey key = runner.junit_key(skip.id);
-    reports::TestCaseRecord record;
-    record.suite = runner.junit_suite_name();
-    record.classname = key.classname;
-    record.name = key.name;
-    record.outcome = reports::Outcome::kSkipped;
-    record.message = skip.message;
+    reports::TestCaseRecord record = testcase_for(runner, skip.id, reports::Outcome::kSkipped, skip.message);
     record.text = skip.text;
     merger.add_testcase(runner.junit_suite_name(), record);
   }

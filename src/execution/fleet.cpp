@@ -179,6 +179,9 @@ class Fleet::Loop {
   void runner_ended(Worker& worker, const util::ExitStatus& status);
   void batch_ended(Worker& worker, const util::ExitStatus& status);
   void lose(Worker& worker, const std::string& why);
+  // After a runner died: whether its environment failed too (a server or sidecar gone), which takes the
+  // worker out of the run.
+  bool lost_its_environment(Worker& worker);
   void feed(Worker& worker);
   void send(Worker& worker, const std::string& order);
   void check_timeout(Worker& worker);
@@ -639,6 +642,16 @@ void Fleet::Loop::lose(Worker& worker, const std::string& why) {
   }
 }
 
+bool Fleet::Loop::lost_its_environment(Worker& worker) {
+  worker.record.problems = worker.environment->problems();
+  if (worker.record.problems.empty()) return false;
+  for (const std::string& problem : worker.record.problems) {
+    print_block(fmt::format("{} worker {}: {}", red("FAILED:"), worker.index, problem));
+  }
+  lose(worker, "its environment failed: " + util::split_lines(worker.record.problems.front()).front());
+  return true;
+}
+
 void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
   read_channel(worker);
   // The leader is gone; anything it left in its process group goes with it.
@@ -714,14 +727,7 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
     return;
   }
   // A server or sidecar that died takes the worker with it; a runner that died alone is restarted.
-  worker.record.problems = worker.environment->problems();
-  if (!worker.record.problems.empty()) {
-    for (const std::string& problem : worker.record.problems) {
-      print_block(fmt::format("{} worker {}: {}", red("FAILED:"), worker.index, problem));
-    }
-    lose(worker, "its environment failed: " + util::split_lines(worker.record.problems.front()).front());
-    return;
-  }
+  if (lost_its_environment(worker)) return;
   if (result_.restarts >= fleet_.options_.max_restarts) {
     lose(worker,
          fmt::format("its runner died ({}) and the run's {} restarts (--max-worker-restarts) are used up",
@@ -777,16 +783,7 @@ void Fleet::Loop::batch_ended(Worker& worker, const util::ExitStatus& status) {
     worker.state = Worker::State::kDone;
     return;
   }
-  if (crashed) {
-    worker.record.problems = worker.environment->problems();
-    if (!worker.record.problems.empty()) {
-      for (const std::string& problem : worker.record.problems) {
-        print_block(fmt::format("{} worker {}: {}", red("FAILED:"), worker.index, problem));
-      }
-      lose(worker, "its environment failed: " + util::split_lines(worker.record.problems.front()).front());
-      return;
-    }
-  }
+  if (crashed && lost_its_environment(worker)) return;
   if (run.timed_out) {
     lose(worker, "its batch timed out");
     return;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "util/error.hpp"
 
@@ -82,7 +83,7 @@ void Scheduler::refill(std::size_t w, double now) {
   steals_.push_back({*victim, w, take, taken, now});
 }
 
-Order Scheduler::next(std::size_t w, double now) {
+Order Scheduler::take(std::size_t w, double now, std::size_t max_in_flight, double min_seconds) {
   WorkerState& worker = workers_[w];
   Order order;
   if (!worker.alive) {
@@ -90,7 +91,10 @@ Order Scheduler::next(std::size_t w, double now) {
     return order;
   }
   if (worker.queue.empty()) refill(w, now);
-  while (worker.in_flight.size() < lookahead_ && !worker.queue.empty()) {
+  double taken = 0;
+  while (!worker.queue.empty() && worker.in_flight.size() < max_in_flight &&
+         (order.run.empty() || taken < min_seconds)) {
+    taken += estimates_[worker.queue.front()];
     order.run.push_back(worker.queue.front());
     worker.in_flight.push_back(worker.queue.front());
     worker.queue.pop_front();
@@ -103,27 +107,13 @@ Order Scheduler::next(std::size_t w, double now) {
   return order;
 }
 
+Order Scheduler::next(std::size_t w, double now) {
+  return take(w, now, lookahead_, std::numeric_limits<double>::infinity());
+}
+
 Order Scheduler::next_batch(std::size_t w, double now, double seconds) {
-  WorkerState& worker = workers_[w];
-  Order order;
-  if (!worker.alive) {
-    order.shutdown = true;
-    return order;
-  }
-  if (!worker.in_flight.empty()) return order;
-  if (worker.queue.empty()) refill(w, now);
-  double taken = 0;
-  while (!worker.queue.empty() && (order.run.empty() || taken < seconds)) {
-    taken += estimates_[worker.queue.front()];
-    order.run.push_back(worker.queue.front());
-    worker.in_flight.push_back(worker.queue.front());
-    worker.queue.pop_front();
-  }
-  if (worker.queue.empty()) {
-    order.drain = true;
-    order.shutdown = unfinished_ == 0;
-  }
-  return order;
+  if (workers_[w].alive && !workers_[w].in_flight.empty()) return {};
+  return take(w, now, std::numeric_limits<std::size_t>::max(), seconds);
 }
 
 bool Scheduler::finished(std::size_t w, std::size_t t) {

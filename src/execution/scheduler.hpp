@@ -93,6 +93,9 @@ class Scheduler {
   };
 
   double sum(const std::deque<std::size_t>& tests) const;
+  // Moves tests from w's queue (refilled first when empty) into flight, while fewer than `max_in_flight`
+  // are there and, past the first, the ones taken are worth less than `min_seconds`.
+  Order take(std::size_t w, double now, std::size_t max_in_flight, double min_seconds);
   void refill(std::size_t w, double now);
 
   std::vector<double> estimates_;
