@@ -61,6 +61,17 @@ std::uintmax_t size_of(const std::filesystem::path& path) {
   return error ? 0 : size;
 }
 
+// How a Launch is spawned: its output (or, for a channel, its stderr) appended to its log.
+util::SpawnSpec spawn_spec(const Launch& launch, util::OutputMode output) {
+  util::SpawnSpec spec;
+  spec.argv = launch.argv;
+  spec.env = launch.env;
+  spec.cwd = launch.cwd;
+  spec.output = output;
+  spec.output_file = launch.log;
+  return spec;
+}
+
 // "a, b, c and 4 more"
 std::string some_of(const std::vector<std::string>& names) {
   constexpr std::size_t kShown = 5;
@@ -302,12 +313,7 @@ void Fleet::Loop::start_runner(Worker& worker) {
   worker.running.reset();
   worker.collected = false;
   worker.drain_sent = worker.shutdown_sent = worker.signalled = false;
-  util::SpawnSpec spec;
-  spec.argv = worker.launch.argv;
-  spec.env = worker.launch.env;
-  spec.cwd = worker.launch.cwd;
-  spec.output = util::OutputMode::kPipeStdoutLogStderr;
-  spec.output_file = worker.launch.log;
+  util::SpawnSpec spec = spawn_spec(worker.launch, util::OutputMode::kPipeStdoutLogStderr);
   spec.input_pipe = true;
   try {
     worker.process = util::Process::spawn(spec);
@@ -361,12 +367,7 @@ void Fleet::Loop::start_batch(Worker& worker) {
   run.command = shown_argv(worker.launch.argv);
   worker.log_offset = size_of(worker.launch.log);
   worker.signalled = false;
-  util::SpawnSpec spec;
-  spec.argv = worker.launch.argv;
-  spec.env = worker.launch.env;
-  spec.cwd = worker.launch.cwd;
-  spec.output = util::OutputMode::kFile;
-  spec.output_file = worker.launch.log;
+  util::SpawnSpec spec = spawn_spec(worker.launch, util::OutputMode::kFile);
   for (std::size_t t : order.run) {
     result_.tests[t].worker = worker.slot;
     result_.tests[t].run = number;
