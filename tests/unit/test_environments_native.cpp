@@ -262,7 +262,7 @@ TEST_F(NativeBackendTest, TwoGroupsGetTheirOwnPostgresAndRedis) {
   environments.push_back(backend->create(slot(2, 2, "two-groups")));
   EXPECT_EQ(environments[0]->describe(), "postgres, redis");
 
-  // Both at once, as the supervisor does: one thread per group.
+  // Both at once, as the fleet does: one thread per worker.
   std::vector<std::string> errors(2);
   std::vector<double> seconds(2);
   std::vector<std::thread> threads;
