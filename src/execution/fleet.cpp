@@ -322,7 +322,7 @@ void Fleet::Loop::start_runner(Worker& worker) {
     run.ended = run.started;
     worker.record.runs.push_back(std::move(run));
     print_block(fmt::format("{} worker {} could not start its runner:\n{}\n{}", red("FAILED:"), worker.index,
-                            util::shell_join(spec.argv), e.what()));
+                            util::shell_join(shown_argv(spec.argv)), e.what()));
     lose(worker, "its runner could not be started: " + std::string(e.what()));
     return;
   }
@@ -384,7 +384,7 @@ void Fleet::Loop::start_batch(Worker& worker) {
                   fmt::format("not run: worker {} could not start its batch: {}", worker.index, e.what()));
     }
     print_block(fmt::format("{} worker {} could not start a batch:\n{}\n{}", red("FAILED:"), worker.index,
-                            util::shell_join(spec.argv), e.what()));
+                            util::shell_join(shown_argv(spec.argv)), e.what()));
     lose(worker, "its batch could not be started: " + std::string(e.what()));
     return;
   }
