@@ -61,11 +61,6 @@ void prepare_reports_dir(const RunContext& context) {
   }
 }
 
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev != nullptr ? std::string("SIG") + abbrev : std::to_string(sig);
-}
-
 ExitCode exit_code_for_signal(int sig) {
   if (sig == SIGTERM) return ExitCode::kTerminated;
   if (sig == SIGHUP) return ExitCode::kHangup;
@@ -736,7 +731,7 @@ int run_tests(const RunOptions& options) {
     printer.line(
         fmt::format("testfleet: interrupted by {}: the partial results are merged, every test without a "
                     "result is an error saying so",
-                    signal_name(stop_signal)));
+                    util::signal_name(stop_signal)));
   }
   const reports::Totals& t = summary.totals;
   std::size_t passed = t.tests - t.failures - t.errors - t.skipped;

@@ -18,6 +18,7 @@
 #include "util/error.hpp"
 #include "util/files.hpp"
 #include "util/secrets.hpp"
+#include "util/signals.hpp"
 #include "util/strings.hpp"
 
 namespace testfleet::execution {
@@ -32,11 +33,6 @@ constexpr std::size_t kStreamLookahead = 2;
 
 double epoch_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev != nullptr ? std::string("SIG") + abbrev : std::to_string(sig);
 }
 
 // The log's text from `offset` on, its last lines only.
@@ -141,8 +137,6 @@ struct Fleet::Worker {
   std::string provisioning_said;  // the provisioning state last printed as a plain line
   Clock::time_point provisioning_said_at;
   WorkerRecord record;
-
-  bool has_runner() const { return process.running() || (process.pid() > 0 && !process.status()); }
 
   ~Worker() {
     if (provisioner.joinable()) provisioner.join();
@@ -616,7 +610,7 @@ void Fleet::Loop::handle_stop() {
   stopping_ = true;
   cancel_ = true;
   stopped_at_ = Clock::now();
-  print(fmt::format("testfleet: received {}, stopping every worker", signal_name(stop_sig_)));
+  print(fmt::format("testfleet: received {}, stopping every worker", util::signal_name(stop_sig_)));
   for (std::unique_ptr<Worker>& worker : workers_) {
     if (!worker->process.running()) continue;
     worker->record.runs.back().stopped = true;
@@ -665,7 +659,6 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
   std::string how = describe_exit(status, in_container);
   bool clean_end = worker.shutdown_sent && scheduler_ && scheduler_->in_flight(worker.slot) == 0 &&
                    !ended_by_signal(status, in_container) && !run.timed_out && !run.stopped;
-  run.running_when_ended = worker.running;
   double seconds = std::chrono::duration<double>(Clock::now() - worker.runner_started).count();
   if (clean_end) {
     worker.state = Worker::State::kDone;
@@ -692,7 +685,7 @@ void Fleet::Loop::runner_ended(Worker& worker, const util::ExitStatus& status) {
     std::string cause;
     if (run.stopped) {
       cause = fmt::format("the run was interrupted ({}) while this test was running on worker {}",
-                          signal_name(stop_sig_), worker.index);
+                          util::signal_name(stop_sig_), worker.index);
     } else if (run.timed_out) {
       cause =
           fmt::format("timed out: worker {} was stopped after {} while running this test", worker.index,
@@ -766,7 +759,7 @@ void Fleet::Loop::batch_ended(Worker& worker, const util::ExitStatus& status) {
     }
     std::string cause =
         run.stopped ? fmt::format("the run was interrupted ({}) while worker {}'s batch {} ran",
-                                  signal_name(stop_sig_), worker.index, run.number)
+                                  util::signal_name(stop_sig_), worker.index, run.number)
         : run.timed_out
             ? fmt::format("timed out: worker {}'s batch {} was stopped before reporting this test",
                           worker.index, run.number)
@@ -862,8 +855,8 @@ void Fleet::Loop::give_up_unfinished() {
     TestRecord& test = result_.tests[t];
     if (test.reported || !test.cause.empty()) continue;
     if (stop_sig_ != 0) {
-      test.cause =
-          fmt::format("not run: the run was interrupted ({}) before this test ran", signal_name(stop_sig_));
+      test.cause = fmt::format("not run: the run was interrupted ({}) before this test ran",
+                               util::signal_name(stop_sig_));
     } else if (!lost.empty()) {
       test.cause = fmt::format("not run: no worker was left to run it ({})", util::join(lost, "; "));
     } else {

@@ -108,7 +108,6 @@ struct RunnerRecord {
   bool stopped = false;  // a stop signal was forwarded to it
   double started = 0;    // seconds since the epoch
   double ended = 0;
-  std::optional<std::size_t> running_when_ended;  // the test it had started and not finished
 };
 
 struct WorkerRecord {

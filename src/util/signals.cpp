@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -66,6 +67,11 @@ void SignalWatcher::watch() {
     count_.fetch_add(1);
     stop_.store(true);
   }
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : std::to_string(sig);
 }
 
 }  // namespace testfleet::util

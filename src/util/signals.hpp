@@ -8,8 +8,12 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 namespace testfleet::util {
+
+// "SIGINT", or the number when the signal has no name.
+std::string signal_name(int sig);
 
 // Whether `sig` was ignored when SignalWatcher::start() ran (and so stays ignored, in children too).
 bool ignored_by_caller(int sig);
